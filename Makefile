@@ -1,0 +1,38 @@
+# The README's two commands are `make run` and `make test`; both set everything up on a fresh machine.
+PYTHON ?= python3
+VENV   ?= .venv
+PY     := $(VENV)/bin/python
+STAMP  := $(VENV)/.installed
+ARGS   ?=
+
+.PHONY: run test lint bench native browser-deps lrs clean
+
+$(STAMP): pyproject.toml setup.py
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip
+	$(PY) -m pip install -q -e '.[dev]'
+	touch $@
+
+# Rebuild the compiled kernels whenever a .pyx changed (fast no-op otherwise).
+native: $(STAMP)
+	$(PY) setup.py -q build_ext --inplace
+
+run: native
+	$(VENV)/bin/edge run $(ARGS)
+
+test: native
+	$(PY) -m pytest -q $(ARGS)
+
+lint: $(STAMP)
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/mypy
+
+bench: native
+	$(PY) bench/run_all.py
+
+# Debian's Chromium for the page tests (Playwright's own browser download does not work here).
+browser-deps:
+	command -v chromium >/dev/null || (apt-get update -qq && apt-get install -y -qq chromium >/dev/null)
+
+clean:
+	rm -rf build $(VENV) native/*.so native/*.c

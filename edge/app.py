@@ -1,0 +1,80 @@
+"""`edge run`: the whole unit in one foreground process (a laptop demo, or a quick check on a Pi)."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import signal
+import sys
+import threading
+from collections.abc import Sequence
+from types import FrameType
+
+from edge.cli_support import config_from
+from edge.config import DEFAULTS, EdgeConfig
+from edge.demo import DEMO_PLAN
+from edge.exc import RotationError
+from edge.rotation.plan import Plan, load_plan
+from edge.rotation.service import RotationService
+from edge.status_line import status_line
+
+log = logging.getLogger(__name__)
+
+
+def _wait_for_signal(stop: threading.Event) -> None:
+    def handler(signum: int, frame: FrameType | None) -> None:
+        stop.set()
+
+    signal.signal(signal.SIGTERM, handler)
+    signal.signal(signal.SIGINT, handler)
+
+
+def run_foreground(config: EdgeConfig, plan: Plan | None = None, services: Sequence[str] = ("rotation",),
+                   status_interval_s: float = 0.5) -> int:
+    """Run until SIGINT/SIGTERM, printing a live status line (rewritten in place on a terminal)."""
+    stop = threading.Event()
+    _wait_for_signal(stop)
+    rotation = RotationService(config)
+    print(f"edge: config {config.source}; pins: {rotation.devices.factory_name}"
+          f"{' (no GPIO here: mock pins)' if rotation.devices.fallback else ''}; state in {config.state_dir}",
+          flush=True)
+    if plan is not None:
+        try:
+            rotation.engine.start(plan)
+        except RotationError as e:
+            print(f"edge: not starting {plan.name!r}: {e}", file=sys.stderr)
+    rotation.start()
+    tty = sys.stdout.isatty()
+    last_key: tuple[object, ...] = ()
+    try:
+        while not stop.is_set():
+            snap = rotation.engine.snapshot()
+            line = status_line(snap, rotation.driver.outputs())
+            key = (snap.phase, snap.round, snap.quiet, snap.fault)
+            if tty:
+                sys.stdout.write("\r\x1b[2K" + line)
+                sys.stdout.flush()
+            elif key != last_key:
+                print(line, flush=True)  # in a log, one line per phase change
+            last_key = key
+            stop.wait(status_interval_s)
+    finally:
+        if tty:
+            sys.stdout.write("\n")
+        rotation.stop()
+    return 0
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    config = config_from(args)
+    plan = load_plan(args.plan) if args.plan else None
+    if plan is None and config.source == DEFAULTS and not args.no_demo:
+        plan = DEMO_PLAN  # the embedded default: a laptop demo
+    return run_foreground(config, plan=plan)
+
+
+def register(sub: argparse._SubParsersAction[argparse.ArgumentParser], parent: argparse.ArgumentParser) -> None:
+    p = sub.add_parser("run", parents=[parent], help="run the whole unit in the foreground (laptop demo)")
+    p.add_argument("--plan", metavar="PLAN.toml", help="start this plan now")
+    p.add_argument("--no-demo", action="store_true", help="with no config, do not start the demo plan")
+    p.set_defaults(func=cmd_run)

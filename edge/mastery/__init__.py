@@ -1,0 +1,1 @@
+"""Mastery: BKT parameters, evidence replay and the mastery service."""

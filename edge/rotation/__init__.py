@@ -1,0 +1,1 @@
+"""The rotation timer: plans, the pure engine (no gpiozero), persistence, schedules, the service loop."""

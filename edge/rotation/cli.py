@@ -1,0 +1,100 @@
+"""`edge rotation ...`: preview, save, list and delete plans, run one in the foreground, show state."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+
+from edge.cli_support import config_from
+from edge.rotation.plan import load_plan
+from edge.rotation.state import JsonStateFile
+from edge.rotation.store import PlanStore
+from edge.status_line import clock_text
+
+
+def cmd_preview(args: argparse.Namespace) -> int:
+    plan = load_plan(args.plan)
+    segments = plan.timeline()
+    if args.json:
+        json.dump([s.as_json() for s in segments], sys.stdout)
+        sys.stdout.write("\n")
+        return 0
+    print(f"{plan.name}: {plan.round_count} rounds, {clock_text(plan.total_s)} in all")
+    print(f"{'start':>7}  {'phase':<10} {'round':>5}  groups → stations")
+    for s in segments:
+        where = ", ".join(f"{g}→{st}" for g, st in s.assignments.items())
+        print(f"{clock_text(s.start_s):>7}  {s.phase:<10} {s.round:>5}  {where}")
+    print(f"{clock_text(plan.total_s):>7}  done")
+    return 0
+
+
+def cmd_save(args: argparse.Namespace) -> int:
+    plan = load_plan(args.plan)
+    path = PlanStore(config_from(args).plans_dir).save(plan)
+    print(f"saved {plan.name!r} to {path}")
+    return 0
+
+
+def cmd_list(args: argparse.Namespace) -> int:
+    store = PlanStore(config_from(args).plans_dir)
+    for plan in store.plans():
+        print(f"{plan.name}: {len(plan.stations)} stations, {len(plan.groups)} groups, "
+              f"{plan.round_count} rounds, {clock_text(plan.total_s)}")
+    for err in store.broken():
+        print(f"broken: {err}", file=sys.stderr)
+    return 0
+
+
+def cmd_delete(args: argparse.Namespace) -> int:
+    PlanStore(config_from(args).plans_dir).delete(args.name)
+    print(f"deleted {args.name!r}")
+    return 0
+
+
+def cmd_status(args: argparse.Namespace) -> int:
+    """The last persisted state (what a restart would resume)."""
+    cfg = config_from(args)
+    state = JsonStateFile(cfg.state_dir / "rotation.json").load()
+    if state is None:
+        print("idle (no saved rotation state)")
+        return 0
+    plan = state.get("plan", {}).get("plan", {}).get("name", "-")
+    line = f"{state['status']}: {plan}"
+    if "round" in state:
+        line += f", round {state['round']} ({state['stage']})"
+    if "stage_remaining_s" in state:
+        line += f", {clock_text(state['stage_remaining_s'])} left when saved"
+    print(line)
+    return 0
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    from edge.app import run_foreground
+
+    plan = load_plan(args.plan) if args.plan else None
+    return run_foreground(config_from(args), plan=plan, services=("rotation",))
+
+
+def register(sub: argparse._SubParsersAction[argparse.ArgumentParser], parent: argparse.ArgumentParser) -> None:
+    rot = sub.add_parser("rotation", parents=[parent], help="rotation plans and the timer")
+    rsub = rot.add_subparsers(dest="rotation_command", metavar="ACTION", required=True)
+    p = rsub.add_parser("preview", parents=[parent], help="print a plan's timeline without running it")
+    p.add_argument("plan", metavar="PLAN.toml")
+    p.add_argument("--json", action="store_true", help="print the segments as one JSON array")
+    p.set_defaults(func=cmd_preview)
+    p = rsub.add_parser("save", parents=[parent], help="validate a plan file and save it on this unit")
+    p.add_argument("plan", metavar="PLAN.toml")
+    p.set_defaults(func=cmd_save)
+    p = rsub.add_parser("list", parents=[parent], help="list saved plans")
+    p.set_defaults(func=cmd_list)
+    p = rsub.add_parser("delete", parents=[parent], help="delete a saved plan")
+    p.add_argument("name")
+    p.set_defaults(func=cmd_delete)
+    p = rsub.add_parser("status", parents=[parent], help="show the saved rotation state")
+    p.set_defaults(func=cmd_status)
+    p = rsub.add_parser("run", parents=[parent], help="run the timer (and a plan) in the foreground")
+    p.add_argument("plan", metavar="PLAN.toml", nargs="?", help="start this plan (else resume saved state)")
+    p.set_defaults(func=cmd_run)
+
+

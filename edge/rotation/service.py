@@ -1,0 +1,111 @@
+"""The rotation service: engine + cue driver + button + bell schedule, driven by one loop thread.
+
+The loop sleeps until the earliest of (next phase deadline, next blink/beep step, 1 s for the bell check)
+and is woken early by any teacher action, so cue latency is the thread wake-up time, not a polling period.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Callable
+from datetime import datetime
+
+from edge.clock import Clock, SystemClock
+from edge.config import EdgeConfig
+from edge.cues.driver import ButtonActions, CueDriver, Devices, open_devices
+from edge.exc import EdgeError, RotationError
+from edge.rotation.engine import Engine, Snapshot
+from edge.rotation.schedule import due_period
+from edge.rotation.state import JsonStateFile
+from edge.rotation.store import PlanStore
+
+log = logging.getLogger(__name__)
+BELL_CHECK_S = 1.0
+
+
+class RotationService:
+    """Owns the engine and the GPIO devices of one classroom unit."""
+
+    def __init__(self, config: EdgeConfig, clock: Clock | None = None, devices: Devices | None = None) -> None:
+        self.config = config
+        self.clock: Clock = clock or SystemClock()
+        self.engine = Engine(self.clock, JsonStateFile(config.state_dir / "rotation.json"),
+                             quiet=config.rotation.quiet)
+        self.plans = PlanStore(config.plans_dir)
+        self.devices = devices or open_devices(config.gpio, config.source)
+        self.driver = CueDriver(self.devices, self.clock)
+        self.button = ButtonActions(self.devices.button, self.clock, self.button_action,
+                                    config.gpio.hold_seconds, config.gpio.quiet_hold_seconds)
+        self._wake = threading.Event()
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+        self._last_bell_check = datetime.fromtimestamp(self.clock.time())
+        self.engine.subscribe(self._on_change)
+        self.engine.restore()
+        self.driver.show(self.engine.snapshot())
+
+    def subscribe(self, listener: Callable[[Snapshot], None]) -> None:
+        self.engine.subscribe(listener)
+
+    def _on_change(self, snap: Snapshot) -> None:
+        self.driver.show(snap)
+        self._wake.set()
+
+    def button_action(self, action: str) -> None:
+        """What the physical button does; errors (e.g. pause when idle) are logged, never raised."""
+        try:
+            if action == "quiet":
+                self.engine.set_quiet(not self.engine.snapshot().quiet)
+            elif action == "skip":
+                self.engine.skip()
+            elif self.engine.snapshot().status in ("running", "paused"):
+                self.engine.toggle_pause()
+            else:
+                self.engine.clear_fault()
+        except RotationError as e:
+            log.info("button ignored: %s", e)
+
+    def check_bell(self) -> None:
+        """Start the saved plan of a class period whose bell rang since the last check."""
+        now = datetime.fromtimestamp(self.clock.time())
+        period = due_period(self.config.rotation.periods, self._last_bell_check, now)
+        self._last_bell_check = now
+        if period is None:
+            return
+        if self.engine.snapshot().status in ("running", "paused"):
+            log.info("bell for %s: a rotation is already running, not starting %r", period.name, period.plan)
+            return
+        try:
+            self.engine.start(self.plans.get(period.plan))
+            log.info("bell for %s: started %r", period.name or period.plan, period.plan)
+        except EdgeError as e:
+            log.error("bell for %s: cannot start %r: %s", period.name or period.plan, period.plan, e)
+
+    def run_once(self) -> float | None:
+        """Apply everything due now; returns when the loop must next run (monotonic), None if idle."""
+        self.engine.tick()
+        self.driver.step()
+        self.check_bell()
+        times = [t for t in (self.engine.next_deadline(), self.driver.next_change()) if t is not None]
+        return min(times) if times else None
+
+    def _loop(self) -> None:
+        while not self._stop.is_set():
+            due = self.run_once()
+            timeout = BELL_CHECK_S
+            if due is not None:
+                timeout = min(timeout, max(0.0, due - self.clock.monotonic()))
+            self._wake.wait(timeout)
+            self._wake.clear()
+
+    def start(self) -> None:
+        self._thread = threading.Thread(target=self._loop, name="rotation", daemon=True)
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._wake.set()
+        if self._thread is not None:
+            self._thread.join(timeout=5)
+        self.devices.close()

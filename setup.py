@@ -1,0 +1,13 @@
+"""Build the compiled kernels in native/ (every `_x_c.pyx`); everything else is declared in pyproject.toml."""
+
+from pathlib import Path
+
+from Cython.Build import cythonize
+from setuptools import Extension, setup
+
+kernels = [
+    Extension(f"native.{pyx.stem}", [str(pyx)], extra_compile_args=["-O3"])
+    for pyx in sorted(Path("native").glob("_*_c.pyx"))
+]
+
+setup(ext_modules=cythonize(kernels, compiler_directives={"language_level": "3"}) if kernels else [])

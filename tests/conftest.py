@@ -1,0 +1,47 @@
+"""Shared fixtures: a fake clock, a config on tmp_path, gpiozero mock pins reset after every test."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from gpiozero import Device
+from gpiozero.pins.mock import MockFactory, MockPWMPin
+
+from edge.clock import FakeClock
+from edge.config import EdgeConfig, parse_config
+
+
+@pytest.fixture
+def clock() -> FakeClock:
+    return FakeClock()
+
+
+@pytest.fixture
+def mock_factory() -> Iterator[Any]:
+    """PWM-capable mock pins as gpiozero's default factory; reset so the next test can claim the pins."""
+    saved = Device.pin_factory
+    factory = MockFactory(pin_class=MockPWMPin)
+    Device.pin_factory = factory
+    yield factory
+    factory.reset()
+    Device.pin_factory = saved
+
+
+@pytest.fixture
+def make_config(tmp_path: Path) -> Any:
+    def make(**sections: dict[str, Any]) -> EdgeConfig:
+        doc: dict[str, Any] = {"unit": {"state_dir": str(tmp_path / "state")}}
+        for name, values in sections.items():
+            doc.setdefault(name, {}).update(values)
+        return parse_config(doc, str(tmp_path / "edge.toml"))
+
+    return make
+
+
+@pytest.fixture
+def config(make_config: Any) -> EdgeConfig:
+    cfg: EdgeConfig = make_config()
+    return cfg

@@ -1,0 +1,106 @@
+"""The `edge` command as users run it: help, preview, errors as `edge: error: ...` with exit 1."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from edge.cli import main
+from tests.rotation.plans import PLAN_TOML
+
+
+def edge(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, "-m", "edge", *args], capture_output=True, text=True, timeout=60,
+                          env={**os.environ, "GPIOZERO_PIN_FACTORY": "mock", **(env or {})})
+
+
+def test_help_lists_the_commands() -> None:
+    out = edge("--help")
+    assert out.returncode == 0
+    for cmd in ("run", "rotation", "doctor"):
+        assert cmd in out.stdout
+
+
+def test_preview_json_is_the_documented_format(tmp_path: Path) -> None:
+    plan = tmp_path / "math.toml"
+    plan.write_text(PLAN_TOML)
+    out = edge("rotation", "preview", str(plan), "--json")
+    assert out.returncode == 0, out.stderr
+    segs = json.loads(out.stdout)
+    assert segs[0] == {"round": 1, "phase": "work", "start_s": 0, "end_s": 840,
+                       "assignments": {"A": "Online", "B": "Teacher", "C": "Practice"}}
+    assert segs[-1]["end_s"] == 4 * 900 + 3 * 90
+
+
+def test_preview_text(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    plan = tmp_path / "math.toml"
+    plan.write_text(PLAN_TOML)
+    assert main(["rotation", "preview", str(plan)]) == 0
+    out = capsys.readouterr().out
+    assert "Math block: 4 rounds, 64:30 in all" in out
+    assert "15:00  transition     2  A→Teacher, B→Practice, C→Games" in out
+
+
+def test_invalid_plan_exits_1_with_file_key_reason(tmp_path: Path) -> None:
+    plan = tmp_path / "bad.toml"
+    plan.write_text(PLAN_TOML.replace("work_minutes = 15", "work_minutes = -5"))
+    out = edge("rotation", "preview", str(plan))
+    assert out.returncode == 1
+    assert out.stderr == f"edge: error: {plan}: plan.work_minutes: must be greater than 0, got -5\n"
+    assert "Traceback" not in out.stderr
+
+
+def test_bad_config_exits_1_without_traceback(tmp_path: Path) -> None:
+    cfg = tmp_path / "edge.toml"
+    cfg.write_text("[gpio]\nred = 99\n")
+    out = edge("doctor", "--config", str(cfg))
+    assert out.returncode == 1
+    assert out.stderr == f"edge: error: {cfg}: gpio.red: must be a BCM GPIO number 0..27\n"
+    out = edge("doctor", env={"EDGE_CONFIG": str(cfg)})
+    assert out.returncode == 1 and "gpio.red" in out.stderr
+
+
+def test_debug_shows_the_traceback(tmp_path: Path) -> None:
+    cfg = tmp_path / "edge.toml"
+    cfg.write_text("[gpio]\nred = 99\n")
+    out = edge("doctor", "--config", str(cfg), env={"EDGE_DEBUG": "1"})
+    assert out.returncode == 1 and "Traceback" in out.stderr
+
+
+def test_doctor_reports_the_pin_factory(tmp_path: Path) -> None:
+    cfg = tmp_path / "edge.toml"
+    cfg.write_text(f'[unit]\nstate_dir = "{tmp_path}/state"\n')
+    out = edge("doctor", "--config", str(cfg))
+    assert out.returncode == 0, out.stderr
+    assert "pin factory: MockFactory" in out.stdout
+
+
+def test_doctor_on_a_host_without_gpio_warns_and_falls_back(tmp_path: Path) -> None:
+    cfg = tmp_path / "edge.toml"
+    cfg.write_text(f'[unit]\nstate_dir = "{tmp_path}/state"\n')
+    env = {k: v for k, v in os.environ.items() if k != "GPIOZERO_PIN_FACTORY"}
+    out = subprocess.run([sys.executable, "-m", "edge", "doctor", "--config", str(cfg)], capture_output=True,
+                         text=True, timeout=60, env=env)
+    assert out.returncode == 0, out.stderr
+    assert "MockFactory (fallback: this host has no GPIO)" in out.stdout
+    assert out.stderr.count("no GPIO on this host") >= 1
+    assert "PinFactoryFallback" not in out.stderr
+
+
+def test_save_list_delete_plans(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    cfg = tmp_path / "edge.toml"
+    cfg.write_text(f'[unit]\nstate_dir = "{tmp_path}/state"\n')
+    plan = tmp_path / "math.toml"
+    plan.write_text(PLAN_TOML)
+    assert main(["rotation", "save", str(plan), "--config", str(cfg)]) == 0
+    assert (tmp_path / "state" / "plans" / "math-block.toml").exists()
+    assert main(["rotation", "list", "--config", str(cfg)]) == 0
+    assert "Math block: 4 stations, 3 groups, 4 rounds, 64:30" in capsys.readouterr().out
+    assert main(["rotation", "delete", "Math block", "--config", str(cfg)]) == 0
+    assert main(["rotation", "delete", "Math block", "--config", str(cfg)]) == 1
+    assert "no saved plan by that name" in capsys.readouterr().err
