@@ -10,20 +10,16 @@ from __future__ import annotations
 import multiprocessing as mp
 import os
 import statistics
-import sys
 import tempfile
 import time
-from pathlib import Path
 from typing import Any
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+from gpiozero import Device
+from gpiozero.pins.mock import MockFactory, MockPWMPin
 
-from gpiozero import Device  # noqa: E402
-from gpiozero.pins.mock import MockFactory, MockPWMPin  # noqa: E402
-
-from edge.config import parse_config  # noqa: E402
-from edge.rotation.plan import Group, Plan, Station  # noqa: E402
-from edge.rotation.service import RotationService  # noqa: E402
+from edge.config import parse_config
+from edge.rotation.plan import Group, Plan, Station
+from edge.rotation.service import RotationService
 
 PIN_FOR_PHASE = {"work": 11, "warning": 10, "transition": 9}  # green, amber, red turn on
 
