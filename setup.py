@@ -1,4 +1,8 @@
-"""Build the compiled kernels in native/ (every `_x_c.pyx`); everything else is declared in pyproject.toml."""
+"""Build the compiled kernels in native/ (every `_x_c.pyx`); everything else is declared in pyproject.toml.
+
+-ffp-contract=off: no fused multiply-add, so the Pi (arm64, where gcc fuses by default) computes the same
+bits as the pure-Python twin.
+"""
 
 from pathlib import Path
 
@@ -6,7 +10,7 @@ from Cython.Build import cythonize
 from setuptools import Extension, setup
 
 kernels = [
-    Extension(f"native.{pyx.stem}", [str(pyx)], extra_compile_args=["-O3"])
+    Extension(f"native.{pyx.stem}", [str(pyx)], extra_compile_args=["-O3", "-ffp-contract=off"])
     for pyx in sorted(Path("native").glob("_*_c.pyx"))
 ]
 

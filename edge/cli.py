@@ -18,6 +18,7 @@ REGISTRARS = (
     "edge.app",
     "edge.rotation.cli",
     "edge.doctor",
+    "edge.mastery.cli",
 )
 
 

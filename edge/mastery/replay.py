@@ -1,0 +1,183 @@
+"""Offline evidence replay (`edge mastery replay`): the CSV events file, timestamps, and the BKT pass.
+
+Used by district data staff to recompute estimates from an export, and by us to check the service: the
+service's state for a (student, skill) equals this replay of its stored evidence.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import re
+import tomllib
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from decimal import Decimal
+from pathlib import Path
+
+import numpy as np
+
+from edge.exc import ConfigError, EdgeError
+from edge.mastery.params import ParamSet, parse_params
+from native import bkt
+
+EVENT_COLUMNS = ("event_id", "student", "skill", "correct", "timestamp")
+OUT_COLUMNS = ("event_id", "student", "skill", "p_correct", "p_known_after")
+TRUE_WORDS = {"1": True, "true": True, "0": False, "false": False}
+_EPOCH_RE = re.compile(r"[0-9]+(\.[0-9]+)?")
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+
+
+class EventsFileError(EdgeError, ValueError):
+    """A malformed events file; the message names the file and line."""
+
+    def __init__(self, file: str, line: int, reason: str) -> None:
+        self.file, self.line, self.reason = file, line, reason
+        super().__init__(f"{file}: line {line}: {reason}")
+
+
+def parse_correct(text: str) -> bool:
+    """`0`, `1`, `true`, `false` (any case) → bool; anything else raises ValueError."""
+    try:
+        return TRUE_WORDS[text.strip().lower()]
+    except KeyError:
+        raise ValueError(f"correct must be 0, 1, true or false, got {text!r}") from None
+
+
+def parse_timestamp(text: str) -> Decimal:
+    """Epoch seconds (`1714557600`, `1714557600.25`) or ISO 8601 (UTC if no offset) → exact epoch seconds.
+
+    Decimal keeps the (timestamp, event_id) order exact: no float rounding can swap two close events.
+    """
+    t = text.strip()
+    if _EPOCH_RE.fullmatch(t):
+        return Decimal(t)
+    try:
+        dt = datetime.fromisoformat(t)
+    except ValueError:
+        raise ValueError(f"timestamp must be ISO 8601 or epoch seconds, got {text!r}") from None
+    if dt.tzinfo is None:
+        dt = dt.replace(tzinfo=UTC)
+    delta = dt - _EPOCH
+    return Decimal(delta.days * 86400 + delta.seconds) + Decimal(delta.microseconds).scaleb(-6)
+
+
+@dataclass(frozen=True)
+class Event:
+    """One response: who answered what, whether it was right, and when (epoch seconds)."""
+
+    event_id: str
+    student: str
+    skill: str
+    correct: bool
+    timestamp: Decimal
+
+
+@dataclass(frozen=True)
+class ReplayRow:
+    event_id: str
+    student: str
+    skill: str
+    p_correct: float
+    p_known_after: float
+
+
+def read_events(path: str | Path) -> list[Event]:
+    """Parse and de-duplicate an events CSV (first occurrence of an event_id wins; a conflicting repeat errors)."""
+    file = str(path)
+    try:
+        text = Path(path).read_text(encoding="utf-8-sig")
+    except FileNotFoundError:
+        raise EdgeError(f"{file}: no such file") from None
+    except (OSError, UnicodeDecodeError) as e:
+        raise EdgeError(f"{file}: cannot read: {e}") from None
+    reader = csv.reader(io.StringIO(text, newline=""))
+    header = next(reader, None)
+    if header is None:
+        raise EventsFileError(file, 1, f"empty file (want a header: {', '.join(EVENT_COLUMNS)})")
+    names = [h.strip() for h in header]
+    missing = [c for c in EVENT_COLUMNS if c not in names]
+    if missing:
+        raise EventsFileError(file, 1, f"missing column {missing[0]!r} (want {', '.join(EVENT_COLUMNS)})")
+    col = {c: names.index(c) for c in EVENT_COLUMNS}
+    events: list[Event] = []
+    seen: dict[str, tuple[int, Event]] = {}
+    for row in reader:
+        line = reader.line_num
+        if not any(cell.strip() for cell in row):
+            continue  # blank line
+        if len(row) != len(names):
+            raise EventsFileError(file, line, f"has {len(row)} fields, the header has {len(names)}")
+        values = {c: row[i].strip() for c, i in col.items()}
+        for c in ("event_id", "student", "skill"):
+            if not values[c]:
+                raise EventsFileError(file, line, f"{c} is empty")
+        try:
+            correct = parse_correct(values["correct"])
+            timestamp = parse_timestamp(values["timestamp"])
+        except ValueError as e:
+            raise EventsFileError(file, line, str(e)) from None
+        event = Event(values["event_id"], values["student"], values["skill"], correct, timestamp)
+        if event.event_id in seen:
+            first_line, first = seen[event.event_id]
+            if first != event:
+                raise EventsFileError(
+                    file, line, f"event_id {event.event_id!r} repeats line {first_line} with different content"
+                )
+            continue
+        seen[event.event_id] = (line, event)
+        events.append(event)
+    return events
+
+
+def load_params_file(path: str | Path) -> ParamSet:
+    """A PARAMS.toml with `[default]` and optional `[skills."<skill>"]` tables (errors name the key)."""
+    file = str(path)
+    try:
+        with open(path, "rb") as f:
+            data = tomllib.load(f)
+    except FileNotFoundError:
+        raise ConfigError(file, "", "no such file") from None
+    except OSError as e:
+        raise ConfigError(file, "", f"cannot read: {e.strerror}") from None
+    except tomllib.TOMLDecodeError as e:
+        raise ConfigError(file, "", f"invalid TOML: {e}") from None
+    return parse_params(data, file)
+
+
+def params_array(params: ParamSet, skills: Sequence[str]) -> np.ndarray:
+    """The kernel's (n_skills, 5) parameter array for `skills`, in that order."""
+    rows = []
+    for skill in skills:
+        sp = params.for_skill(skill)
+        rows.append(bkt.param_row(sp.prior, sp.learn, sp.forget, sp.guess, sp.slip))
+    return np.array(rows, dtype=np.float64).reshape(len(rows), bkt.N_PARAMS)
+
+
+def replay(events: Iterable[Event], params: ParamSet) -> list[ReplayRow]:
+    """Run every event through the kernel in (timestamp, event_id) order; rows come back in that order."""
+    ordered = sorted(events, key=lambda e: (e.timestamp, e.event_id))
+    students: dict[str, int] = {}
+    skills: dict[str, int] = {}
+    s_idx = np.fromiter((students.setdefault(e.student, len(students)) for e in ordered), np.int32, len(ordered))
+    k_idx = np.fromiter((skills.setdefault(e.skill, len(skills)) for e in ordered), np.int32, len(ordered))
+    correct = np.fromiter((e.correct for e in ordered), np.uint8, len(ordered))
+    pa = params_array(params, list(skills))
+    state = bkt.init_state(pa, len(students))
+    out = np.empty((len(ordered), 2), dtype=np.float64)
+    bkt.update(state, pa, s_idx, k_idx, correct, out)
+    return [
+        ReplayRow(e.event_id, e.student, e.skill, float(out[i, 0]), float(out[i, 1]))
+        for i, e in enumerate(ordered)
+    ]
+
+
+def format_rows(rows: Iterable[ReplayRow]) -> str:
+    """CSV text with OUT_COLUMNS; probabilities as shortest round-trip decimals."""
+    buf = io.StringIO()
+    writer = csv.writer(buf, lineterminator="\n")
+    writer.writerow(OUT_COLUMNS)
+    for r in rows:
+        writer.writerow((r.event_id, r.student, r.skill, repr(r.p_correct), repr(r.p_known_after)))
+    return buf.getvalue()
