@@ -10,6 +10,7 @@ import threading
 from collections.abc import Sequence
 from types import FrameType
 
+from edge.aio_services import AioServices, Starter
 from edge.cli_support import config_from
 from edge.config import DEFAULTS, EdgeConfig
 from edge.demo import DEMO_PLAN
@@ -29,12 +30,35 @@ def _wait_for_signal(stop: threading.Event) -> None:
     signal.signal(signal.SIGINT, handler)
 
 
+ALL_SERVICES = ("rotation", "cache", "mastery")
+
+
+def _aio_starters(services: Sequence[str]) -> dict[str, Starter]:
+    starters: dict[str, Starter] = {}
+    if "cache" in services:
+        from content_cache.server import start_cache
+
+        starters["cache"] = start_cache
+    if "mastery" in services:
+        from edge.mastery.service import start_mastery
+
+        starters["mastery"] = start_mastery
+    return starters
+
+
 def run_foreground(config: EdgeConfig, plan: Plan | None = None, services: Sequence[str] = ("rotation",),
                    status_interval_s: float = 0.5) -> int:
     """Run until SIGINT/SIGTERM, printing a live status line (rewritten in place on a terminal)."""
     stop = threading.Event()
     _wait_for_signal(stop)
     rotation = RotationService(config)
+    aio = AioServices(config, _aio_starters(services))
+    aio.start()
+    if "cache" in aio.runners:
+        print(f"edge: lesson cache on http://{config.cache.host}:{config.cache.port}/", flush=True)
+    if "mastery" in aio.runners:
+        print(f"edge: mastery service (xAPI intake) on http://{config.mastery.host}:{config.mastery.port}/xapi/",
+              flush=True)
     print(f"edge: config {config.source}; pins: {rotation.devices.factory_name}"
           f"{' (no GPIO here: mock pins)' if rotation.devices.fallback else ''}; state in {config.state_dir}",
           flush=True)
@@ -61,6 +85,7 @@ def run_foreground(config: EdgeConfig, plan: Plan | None = None, services: Seque
     finally:
         if tty:
             sys.stdout.write("\n")
+        aio.stop()
         rotation.stop()
     return 0
 
@@ -70,7 +95,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     plan = load_plan(args.plan) if args.plan else None
     if plan is None and config.source == DEFAULTS and not args.no_demo:
         plan = DEMO_PLAN  # the embedded default: a laptop demo
-    return run_foreground(config, plan=plan)
+    return run_foreground(config, plan=plan, services=ALL_SERVICES)
 
 
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser], parent: argparse.ArgumentParser) -> None:

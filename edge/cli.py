@@ -19,6 +19,7 @@ REGISTRARS = (
     "edge.rotation.cli",
     "edge.doctor",
     "edge.mastery.cli",
+    "content_cache.cli",
 )
 
 

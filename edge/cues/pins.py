@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import logging
 import warnings
 from importlib.metadata import entry_points
 from typing import Any
@@ -13,7 +12,6 @@ from gpiozero.pins.mock import MockFactory, MockPWMPin
 
 from edge.exc import ConfigError, NoGPIOWarning
 
-log = logging.getLogger(__name__)
 _warned = False
 
 
@@ -28,7 +26,6 @@ def _warn_no_gpio(reason: str) -> None:
         _warned = True
         msg = f"no GPIO on this host ({reason}); running on gpiozero mock pins"
         warnings.warn(msg, NoGPIOWarning, stacklevel=3)
-        log.warning(msg)
 
 
 def resolve_pin_factory(name: str, source: str = "<config>") -> tuple[Any, bool]:

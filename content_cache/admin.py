@@ -1,0 +1,106 @@
+"""Admin API under /_cache/: bearer token from config; no token configured = the API is off (404).
+
+`/_cache/health` is always open and tiny (for monitoring and `edge doctor`).
+"""
+
+from __future__ import annotations
+
+import hmac
+import json
+import time
+from collections.abc import Awaitable, Callable
+from typing import TYPE_CHECKING
+
+from aiohttp import web
+
+from content_cache.prefetch import ManifestError, parse_manifest, run_prefetch
+
+if TYPE_CHECKING:
+    from content_cache.service import CacheService
+
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+
+
+def _error(status: int, message: str, headers: dict[str, str] | None = None) -> web.Response:
+    return web.json_response({"error": message, "status": status}, status=status, headers=headers)
+
+
+def add_admin_routes(app: web.Application, svc: CacheService, token: str) -> None:
+    """Register /_cache/* on `app`."""
+
+    def guarded(handler: Handler) -> Handler:
+        async def wrapper(request: web.Request) -> web.StreamResponse:
+            if not token:
+                return _error(404, "admin API is off: set cache.admin_token in edge.toml to enable it")
+            auth = request.headers.get("Authorization", "")
+            scheme, _, given = auth.partition(" ")
+            # Constant-time compare: the token guards pin/evict on a shared school LAN.
+            if scheme.lower() != "bearer" or not hmac.compare_digest(given.strip().encode(), token.encode()):
+                return _error(401, "missing or wrong bearer token", {"WWW-Authenticate": 'Bearer realm="cache"'})
+            return await handler(request)
+
+        return wrapper
+
+    async def health(request: web.Request) -> web.Response:
+        down = [name for name in svc.origins if svc.is_down(name)]
+        return web.json_response({"ok": True, "objects": len(svc.store), "upstreams_down": down})
+
+    async def stats(request: web.Request) -> web.Response:
+        return web.json_response(svc.snapshot())
+
+    async def objects(request: web.Request) -> web.Response:
+        now = time.time()
+        return web.json_response([
+            {"key": e.key, "size": e.size, "sha256": e.sha256, "pinned": e.pinned, "fresh": now < e.fresh_until,
+             "fetched_at": e.fetched_at, "last_access": e.last_access}
+            for e in sorted(svc.store.entries(), key=lambda e: e.key)
+        ])
+
+    async def prefetch(request: web.Request) -> web.Response:
+        try:
+            data = await request.json()
+        except (json.JSONDecodeError, UnicodeDecodeError):
+            return _error(400, "body must be a JSON prefetch manifest")
+        try:
+            items = parse_manifest(data, svc.origins, "manifest")
+        except ManifestError as e:
+            return _error(400, str(e))
+        report = await run_prefetch(svc, items)
+        return web.json_response(report.to_json(), status=200 if report.ok else 422)
+
+    def _key(request: web.Request) -> str:
+        return request.match_info["key"]
+
+    async def pin(request: web.Request) -> web.Response:
+        return _set_pin(_key(request), True)
+
+    async def unpin(request: web.Request) -> web.Response:
+        return _set_pin(_key(request), False)
+
+    def _set_pin(key: str, value: bool) -> web.Response:
+        entry = svc.store.get(key)
+        if entry is None:
+            return _error(404, f"{key!r} is not cached (prefetch it with \"pin\": true)")
+        entry.pinned = value
+        svc.store.update(entry)
+        if not value:
+            svc.evict_to_fit()
+        return web.json_response({"key": key, "pinned": value})
+
+    async def evict(request: web.Request) -> web.Response:
+        key = _key(request)
+        if key in svc.inflight:
+            return _error(409, f"{key!r} is downloading; evict it when done")
+        if not svc.evict(key):
+            return _error(404, f"{key!r} is not cached")
+        svc.stats.evictions += 1
+        return web.json_response({"key": key, "evicted": True})
+
+    r = app.router
+    r.add_get("/_cache/health", health)
+    r.add_get("/_cache/stats", guarded(stats))
+    r.add_get("/_cache/objects", guarded(objects))
+    r.add_post("/_cache/prefetch", guarded(prefetch))
+    r.add_put("/_cache/pin/{key:.+}", guarded(pin))
+    r.add_delete("/_cache/pin/{key:.+}", guarded(unpin))
+    r.add_delete("/_cache/objects/{key:.+}", guarded(evict))

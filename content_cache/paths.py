@@ -1,0 +1,87 @@
+"""Request targets → (configured origin, normalised path, cache key, upstream location).
+
+Only origins named in config are reachable (no open proxy). Paths are decoded segment by segment from the
+raw request path so that encoded traversal (`%2e%2e`, `%2f`) is seen and refused, not "normalised away".
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from urllib.parse import quote, unquote, urlsplit
+
+_SAFE = "!$&'()*+,;=:@~-._"  # pchar characters kept as-is when re-encoding a segment (RFC 3986)
+
+
+class TargetError(Exception):
+    """A request target that must be refused; `status` is the HTTP status to answer with."""
+
+    def __init__(self, status: int, message: str) -> None:
+        super().__init__(message)
+        self.status = status
+        self.message = message
+
+
+@dataclass(frozen=True)
+class Target:
+    origin: str
+    path: str  # decoded, '/'-joined, no leading slash
+    key: str  # cache key: origin/path[?query]
+    url: str  # upstream URL (http/https) or file:// URL of the resolved file
+
+
+def split_segments(raw_path: str) -> list[str]:
+    """Decode and check each path segment; raises TargetError(400) on traversal or odd bytes."""
+    segments: list[str] = []
+    parts = raw_path.split("/")
+    for i, raw in enumerate(parts):
+        if raw == "" and i == len(parts) - 1:
+            segments.append("")  # trailing slash: a directory-style URL
+            continue
+        if raw == "":
+            raise TargetError(400, "empty path segment ('//') is not allowed")
+        try:
+            seg = unquote(raw, errors="strict")
+        except UnicodeDecodeError:
+            raise TargetError(400, "path is not valid UTF-8 after percent-decoding") from None
+        if seg in (".", ".."):
+            raise TargetError(400, "path traversal ('.' or '..' segments) is not allowed")
+        if "/" in seg or "\\" in seg:
+            raise TargetError(400, "encoded '/' or '\\' in a path segment is not allowed")
+        if any(ord(c) < 0x20 or c == "\x7f" for c in seg):
+            raise TargetError(400, "control characters in the path are not allowed")
+        segments.append(seg)
+    return segments
+
+
+def resolve_target(raw_target: str, origins: dict[str, str]) -> Target:
+    """Map `/<origin>/<path>[?query]` (raw, still percent-encoded) to a Target.
+
+    Unknown origins → TargetError(404); traversal, absolute or malformed paths → TargetError(400).
+    """
+    raw_path, _, query = raw_target.partition("?")
+    if not raw_path.startswith("/"):
+        raise TargetError(400, "request target must be an absolute path")
+    head, _, rest = raw_path[1:].partition("/")
+    origin = unquote(head)
+    if origin not in origins:
+        raise TargetError(404, f"unknown origin {origin!r}: only configured origins are served")
+    segments = split_segments(rest) if rest else [""]  # `/<origin>/` is the origin's index
+    base = origins[origin]
+    if base.startswith("file://"):
+        if segments[-1] == "":
+            segments[-1] = "index.html"
+        root = Path(urlsplit(base).path).resolve()
+        file = root.joinpath(*segments).resolve()
+        # A symlink inside the pack must not lead outside it.
+        if not file.is_relative_to(root):
+            raise TargetError(400, "path leads outside the origin")
+        path = "/".join(segments)
+        return Target(origin, path, f"{origin}/{path}", file.as_uri())
+    path = "/".join(segments)
+    url = base.rstrip("/") + "/" + "/".join(quote(s, safe=_SAFE) for s in segments)
+    key = f"{origin}/{path}"
+    if query:
+        url += "?" + query
+        key += "?" + query
+    return Target(origin, path, key, url)

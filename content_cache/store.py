@@ -1,0 +1,279 @@
+"""The cache's storage: a diskcache metadata index, mirrored in memory, plus bodies as our own files.
+
+Why not diskcache for bodies: `set(read=True)` copies every file (twice the SD-card writes) synchronously,
+and `expire=` hides stale entries we still want for stale-if-error. So diskcache only holds metadata;
+bodies are written temp → fsync → rename under unique names, and an entry is indexed only after its body
+is in place. A crash therefore leaves at worst an unindexed file (an orphan), never a half file that is
+served; `check()` removes orphans and entries whose body is missing or the wrong size.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import hashlib
+import logging
+import os
+import secrets
+import time
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import diskcache
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class Entry:
+    """Metadata of one cached object (the body lives in `<dir>/bodies/<body>`)."""
+
+    key: str
+    url: str
+    origin: str
+    body: str
+    size: int
+    sha256: str
+    fetched_at: float
+    fresh_until: float
+    swr_s: float = 0.0
+    sie_s: float = float("inf")
+    etag: str | None = None
+    last_modified: str | None = None
+    content_type: str | None = None
+    content_encoding: str | None = None
+    cache_control: str | None = None
+    pinned: bool = False
+    last_access: float = field(default_factory=time.time)
+
+    @property
+    def validator(self) -> str:
+        """The ETag sent to clients: upstream's (passed through), else one derived from the content."""
+        return self.etag or f'"sha256-{self.sha256[:32]}"'
+
+
+@dataclass
+class CheckReport:
+    """What `Store.check` found and repaired."""
+
+    entries: int = 0
+    orphan_bodies: list[str] = field(default_factory=list)
+    temp_files: list[str] = field(default_factory=list)
+    dropped_entries: list[str] = field(default_factory=list)  # body missing, wrong size or bad hash
+
+    @property
+    def repaired(self) -> int:
+        return len(self.orphan_bodies) + len(self.temp_files) + len(self.dropped_entries)
+
+
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def _fsync_dir(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+class Store:
+    """Metadata index + body files under one directory. Not thread-safe: used from the event loop."""
+
+    def __init__(self, directory: Path) -> None:
+        self.dir = Path(directory)
+        self.bodies = self.dir / "bodies"
+        self.tmp = self.dir / "tmp"
+        for d in (self.bodies, self.tmp):
+            d.mkdir(parents=True, exist_ok=True)
+        # The index must never evict by itself: eviction is ours (LRU by body size, pins respected).
+        self._index = diskcache.Cache(
+            str(self.dir / "index"), size_limit=2**62, cull_limit=0, eviction_policy="none"
+        )
+        self._mem: dict[str, Entry] = {}
+        self._dirty_access: set[str] = set()
+        self.total_bytes = 0
+        for key in list(self._index.iterkeys()):
+            raw = self._index.get(key)
+            if isinstance(raw, dict):
+                entry = self._from_raw(raw)
+                if entry is not None:
+                    self._mem[entry.key] = entry
+                    self.total_bytes += entry.size
+
+    @staticmethod
+    def _from_raw(raw: dict[str, Any]) -> Entry | None:
+        names = {f.name for f in dataclasses.fields(Entry)}
+        try:
+            return Entry(**{k: v for k, v in raw.items() if k in names})
+        except TypeError:
+            return None  # written by an incompatible version: treat as absent
+
+    def close(self) -> None:
+        self.flush_access()
+        self._index.close()
+
+    # -- lookups ---------------------------------------------------------------------------------------
+
+    def get(self, key: str) -> Entry | None:
+        """The entry for `key`: from memory, else from the index (another process may have added it)."""
+        entry = self._mem.get(key)
+        if entry is not None:
+            return entry
+        raw = self._index.get(key)
+        if not isinstance(raw, dict) or (entry := self._from_raw(raw)) is None:
+            return None
+        if not self.body_path(entry).exists():
+            return None
+        self._mem[key] = entry
+        self.total_bytes += entry.size
+        return entry
+
+    def forget(self, key: str) -> None:
+        """Drop only the in-memory mirror of `key` (another process changed it on disk)."""
+        entry = self._mem.pop(key, None)
+        if entry is not None:
+            self.total_bytes -= entry.size
+        self._dirty_access.discard(key)
+
+    def entries(self) -> Iterator[Entry]:
+        return iter(list(self._mem.values()))
+
+    def __len__(self) -> int:
+        return len(self._mem)
+
+    def body_path(self, entry: Entry) -> Path:
+        return self.bodies / entry.body
+
+    def touch(self, entry: Entry) -> None:
+        """Record an access for LRU; only memory here, flushed to the index in batches (SD-card writes)."""
+        entry.last_access = time.time()
+        self._dirty_access.add(entry.key)
+
+    def flush_access(self) -> None:
+        for key in self._dirty_access:
+            entry = self._mem.get(key)
+            if entry is not None:
+                self._index.set(key, dataclasses.asdict(entry))
+        self._dirty_access.clear()
+
+    # -- writes ----------------------------------------------------------------------------------------
+
+    def new_temp(self) -> Path:
+        """A fresh temp path; the pid in the name tells `check` whether its writer is still alive."""
+        return self.tmp / f"{os.getpid()}.{secrets.token_hex(8)}.part"
+
+    def body_name(self, key: str) -> str:
+        digest = hashlib.sha256(key.encode()).hexdigest()
+        # A unique suffix per version: the new body never overwrites the indexed one before the index moves.
+        return f"{digest[:2]}/{digest}.{secrets.token_hex(4)}"
+
+    def commit(self, tmp: Path, entry: Entry) -> None:
+        """Move a complete, fsynced temp file into place and index it (the only way bodies appear)."""
+        final = self.bodies / entry.body
+        final.parent.mkdir(exist_ok=True)
+        os.replace(tmp, final)
+        _fsync_dir(final.parent)
+        old = self._mem.get(entry.key)
+        if old is not None:
+            entry.pinned = entry.pinned or old.pinned
+        self._index.set(entry.key, dataclasses.asdict(entry))
+        self._mem[entry.key] = entry
+        self.total_bytes += entry.size
+        if old is not None:
+            self.total_bytes -= old.size
+            if old.body != entry.body:
+                with contextlib.suppress(FileNotFoundError):
+                    (self.bodies / old.body).unlink()
+
+    def update(self, entry: Entry) -> None:
+        """Persist changed metadata (freshness after a 304, pin flag)."""
+        self._index.set(entry.key, dataclasses.asdict(entry))
+        self._dirty_access.discard(entry.key)
+
+    def remove(self, key: str) -> Entry | None:
+        """Drop an entry and its body; returns it, or None if absent."""
+        entry = self._mem.pop(key, None)
+        raw = self._index.pop(key, None)
+        if entry is None and isinstance(raw, dict):
+            entry = self._from_raw(raw)
+        elif entry is not None:
+            self.total_bytes -= entry.size
+        self._dirty_access.discard(key)
+        if entry is not None:
+            with contextlib.suppress(FileNotFoundError):
+                (self.bodies / entry.body).unlink()
+        return entry
+
+    def eviction_candidates(self, protected: Iterable[str]) -> list[Entry]:
+        """Unpinned, unprotected entries, least recently used first."""
+        keep = set(protected)
+        return sorted(
+            (e for e in self._mem.values() if not e.pinned and e.key not in keep),
+            key=lambda e: e.last_access,
+        )
+
+    # -- repair ----------------------------------------------------------------------------------------
+
+    def check(self, *, verify: bool = False, min_orphan_age_s: float = 0.0) -> CheckReport:
+        """Find and repair: dead writers' temp files, bodies nobody indexes, entries without a valid body.
+
+        `verify` also re-hashes every body (slow on big caches). `min_orphan_age_s` spares bodies another
+        process may be just about to index.
+        """
+        report = CheckReport()
+        for tmp in self.tmp.glob("*.part"):
+            pid = tmp.name.split(".", 1)[0]
+            if not pid.isdigit() or not _pid_alive(int(pid)) or int(pid) == os.getpid():
+                tmp.unlink(missing_ok=True)
+                report.temp_files.append(tmp.name)
+        indexed: set[str] = set()
+        for key in list(self._index.iterkeys()):
+            raw = self._index.get(key)
+            entry = self._from_raw(raw) if isinstance(raw, dict) else None
+            reason = None
+            if entry is None:
+                reason = "unreadable metadata"
+            else:
+                path = self.bodies / entry.body
+                try:
+                    size = path.stat().st_size
+                except FileNotFoundError:
+                    reason = "body missing"
+                else:
+                    if size != entry.size:
+                        reason = f"body is {size} bytes, index says {entry.size}"
+                    elif verify and _sha256_file(path) != entry.sha256:
+                        reason = "sha256 mismatch"
+            if reason is not None:
+                log.warning("cache check: dropping %s: %s", key, reason)
+                report.dropped_entries.append(f"{key}: {reason}")
+                self.remove(str(key))
+                continue
+            assert entry is not None
+            indexed.add(entry.body)
+            report.entries += 1
+        now = time.time()
+        for body in self.bodies.glob("*/*"):
+            rel = f"{body.parent.name}/{body.name}"
+            if rel not in indexed and now - body.stat().st_mtime >= min_orphan_age_s:
+                body.unlink(missing_ok=True)
+                report.orphan_bodies.append(rel)
+        return report
+
+
+def _sha256_file(path: Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        while chunk := f.read(1 << 20):
+            h.update(chunk)
+    return h.hexdigest()

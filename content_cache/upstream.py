@@ -1,0 +1,150 @@
+"""Talking to origins: HTTP(S) through one aiohttp client session, `file://` packs read from disk.
+
+Both kinds answer through the same small `UpstreamResponse` so the download logic does not care where the
+bytes come from. A stall (no bytes for `stall_timeout_s`) is an `UpstreamError(kind="stall")`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+from collections.abc import AsyncIterator, Mapping
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Literal
+from urllib.parse import unquote, urlsplit
+
+import aiohttp
+from multidict import CIMultiDict, CIMultiDictProxy
+
+from content_cache.http import Unsatisfiable, check_conditionals, http_date, if_range_allows, parse_range
+
+CHUNK = 256 * 1024
+ErrorKind = Literal["down", "stall", "status", "short", "verify"]
+
+
+class UpstreamError(Exception):
+    """An origin could not deliver: unreachable/refused (down), stalled, 5xx, short body, failed verify."""
+
+    def __init__(self, kind: ErrorKind, message: str) -> None:
+        super().__init__(message)
+        self.kind: ErrorKind = kind
+        self.message = message
+
+
+@dataclass
+class UpstreamResponse:
+    status: int
+    headers: CIMultiDictProxy[str] | CIMultiDict[str]
+    chunks: AsyncIterator[bytes]
+
+
+class Upstream:
+    """Opens upstream requests; counts them (the coalescing tests and bench rely on the count)."""
+
+    def __init__(self, stall_timeout_s: float) -> None:
+        self.stall_timeout_s = stall_timeout_s
+        self.requests = 0
+        self._session: aiohttp.ClientSession | None = None
+
+    def _client(self) -> aiohttp.ClientSession:
+        if self._session is None or self._session.closed:
+            timeout = aiohttp.ClientTimeout(
+                total=None, sock_connect=min(10.0, self.stall_timeout_s), sock_read=self.stall_timeout_s
+            )
+            # auto_decompress off: we store and pass on exactly the bytes the origin sent.
+            self._session = aiohttp.ClientSession(timeout=timeout, auto_decompress=False)
+        return self._session
+
+    async def close(self) -> None:
+        if self._session is not None:
+            await self._session.close()
+
+    @asynccontextmanager
+    async def open(self, url: str, headers: Mapping[str, str]) -> AsyncIterator[UpstreamResponse]:
+        """One upstream request; raises UpstreamError for down/stall (errors while streaming too)."""
+        self.requests += 1
+        if url.startswith("file://"):
+            yield _open_file(Path(unquote(urlsplit(url).path)), headers)
+            return
+        try:
+            async with self._client().get(url, headers=dict(headers), allow_redirects=True) as resp:
+                yield UpstreamResponse(resp.status, resp.headers, self._iter(resp))
+        except UpstreamError:
+            raise
+        except (TimeoutError, aiohttp.ServerTimeoutError):
+            raise UpstreamError("stall", f"upstream stalled: no data for {self.stall_timeout_s:g} s") from None
+        except aiohttp.ClientPayloadError as e:
+            raise UpstreamError("short", f"upstream broke off the body: {e}") from None
+        except (aiohttp.ClientError, OSError) as e:
+            raise UpstreamError("down", f"upstream unreachable: {e}") from None
+
+    async def _iter(self, resp: aiohttp.ClientResponse) -> AsyncIterator[bytes]:
+        try:
+            async for chunk in resp.content.iter_any():
+                yield chunk
+        except (TimeoutError, aiohttp.ServerTimeoutError):
+            raise UpstreamError("stall", f"upstream stalled: no data for {self.stall_timeout_s:g} s") from None
+        except aiohttp.ClientPayloadError as e:
+            raise UpstreamError("short", f"upstream broke off the body: {e}") from None
+        except (aiohttp.ClientError, OSError) as e:
+            raise UpstreamError("down", f"upstream connection lost: {e}") from None
+
+
+def _file_etag(st: os.stat_result) -> str:
+    return f'"{st.st_mtime_ns:x}-{st.st_size:x}"'
+
+
+def _open_file(path: Path, headers: Mapping[str, str]) -> UpstreamResponse:
+    """Answer like a small origin server for a lesson pack on disk (validators, 304, single ranges)."""
+    out: CIMultiDict[str] = CIMultiDict()
+    try:
+        st = path.stat()
+        if not path.is_file():
+            raise FileNotFoundError(path)
+    except (FileNotFoundError, NotADirectoryError):
+        out["Content-Type"] = "application/json"
+        return UpstreamResponse(404, out, _once(b'{"error": "not found in the lesson pack"}'))
+    except OSError as e:
+        raise UpstreamError("down", f"lesson pack unreadable: {e.strerror}") from None
+    etag = _file_etag(st)
+    out["ETag"] = etag
+    out["Last-Modified"] = http_date(st.st_mtime)
+    status = check_conditionals(headers, etag, st.st_mtime)
+    if status is not None:
+        return UpstreamResponse(status, out, _once(b""))
+    start, end = 0, st.st_size
+    code = 200
+    if if_range_allows(headers, etag, st.st_mtime):
+        try:
+            ranges = parse_range(headers.get("Range"), st.st_size)
+        except Unsatisfiable:
+            out["Content-Range"] = f"bytes */{st.st_size}"
+            return UpstreamResponse(416, out, _once(b""))
+        if ranges and len(ranges) == 1:
+            (start, end), code = ranges[0], 206
+            out["Content-Range"] = f"bytes {start}-{end - 1}/{st.st_size}"
+    out["Content-Length"] = str(end - start)
+    return UpstreamResponse(code, out, _read_file(path, start, end))
+
+
+async def _once(data: bytes) -> AsyncIterator[bytes]:
+    if data:
+        yield data
+
+
+async def _read_file(path: Path, start: int, end: int) -> AsyncIterator[bytes]:
+    loop = asyncio.get_running_loop()
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        pos = start
+        while pos < end:
+            # A USB stick can block for long: read in the default executor, not on the loop.
+            data = await loop.run_in_executor(None, os.pread, fd, min(CHUNK, end - pos), pos)
+            if not data:
+                raise UpstreamError("short", "lesson pack file shrank while reading")
+            pos += len(data)
+            yield data
+    finally:
+        os.close(fd)

@@ -1,0 +1,1 @@
+"""Tests of the lesson cache (content_cache)."""

@@ -1,0 +1,268 @@
+"""Fixtures for the lesson cache: a test-controlled upstream server and a cache app, both on 127.0.0.1.
+
+pytest-aiohttp is not installed: `async def test_*` functions here run under `asyncio.run` (hook below),
+and each test starts and stops its own servers through `Harness` (an async context manager).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import inspect
+import socket
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+import pytest
+from aiohttp import web
+from multidict import CIMultiDictProxy
+
+from content_cache.http import Unsatisfiable, check_conditionals, http_date, parse_range
+from content_cache.server import SERVICE, make_app
+from content_cache.service import CacheService
+from edge.config import parse_config
+
+TEST_TIMEOUT_S = 20.0
+LAST_MODIFIED = http_date(1_700_000_000)
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_pyfunc_call(pyfuncitem: pytest.Function) -> bool | None:
+    """Run coroutine tests in a fresh event loop, bounded so a hang fails instead of blocking CI."""
+    if not inspect.iscoroutinefunction(pyfuncitem.obj):
+        return None
+    kwargs = {name: pyfuncitem.funcargs[name] for name in pyfuncitem._fixtureinfo.argnames}
+    asyncio.run(asyncio.wait_for(pyfuncitem.obj(**kwargs), TEST_TIMEOUT_S))
+    return True
+
+
+@dataclass
+class Obj:
+    """One object the upstream serves."""
+
+    body: bytes
+    etag: str | None = '"v1"'
+    last_modified: str | None = LAST_MODIFIED
+    cache_control: str | None = None
+    expires: str | None = None
+    content_type: str = "application/octet-stream"
+
+
+@dataclass
+class Origin:
+    """The upstream the tests control: slow, gated, stalling, failing, down, 304s, ranges."""
+
+    objects: dict[str, Obj] = field(default_factory=dict)
+    requests: list[tuple[str, dict[str, str]]] = field(default_factory=list)
+    chunk_size: int = 64 * 1024
+    fail_status: int | None = None  # answer every request with this status
+    gate: asyncio.Event | None = None  # after the first chunk, wait for this before sending the rest
+    stall_after: int | None = None  # send this many bytes, then hang (until the client gives up)
+    hold_headers: asyncio.Event | None = None  # wait for this before answering at all
+    port: int = 0
+    _runner: web.AppRunner | None = None
+
+    def count(self, path: str) -> int:
+        return sum(1 for p, _ in self.requests if p == path)
+
+    async def handle(self, request: web.Request) -> web.StreamResponse:
+        path = request.match_info["path"]
+        self.requests.append((path, dict(request.headers)))
+        if self.hold_headers is not None:
+            await self.hold_headers.wait()
+        if self.fail_status is not None:
+            return web.Response(status=self.fail_status, text="upstream trouble")
+        obj = self.objects.get(path)
+        if obj is None:
+            return web.Response(status=404, text="no such lesson")
+        headers = {"Content-Type": obj.content_type}
+        if obj.etag:
+            headers["ETag"] = obj.etag
+        if obj.last_modified:
+            headers["Last-Modified"] = obj.last_modified
+        if obj.cache_control:
+            headers["Cache-Control"] = obj.cache_control
+        if obj.expires:
+            headers["Expires"] = obj.expires
+        cond = check_conditionals(request.headers, obj.etag, None)
+        if cond is not None:
+            return web.Response(status=cond, headers=headers)
+        start, end, status = 0, len(obj.body), 200
+        try:
+            ranges = parse_range(request.headers.get("Range"), len(obj.body))
+        except Unsatisfiable:
+            return web.Response(status=416)
+        if ranges and len(ranges) == 1 and request.headers.get("If-Range", obj.etag) == obj.etag:
+            (start, end), status = ranges[0], 206
+            headers["Content-Range"] = f"bytes {start}-{end - 1}/{len(obj.body)}"
+        resp = web.StreamResponse(status=status, headers=headers)
+        resp.content_length = end - start
+        await resp.prepare(request)
+        pos, first = start, True
+        try:
+            while pos < end:
+                if self.stall_after is not None and pos - start >= self.stall_after:
+                    await asyncio.Event().wait()  # hang: the cache's stall timeout must fire
+                n = min(self.chunk_size, end - pos)
+                if self.stall_after is not None:
+                    n = min(n, start + self.stall_after - pos) or n
+                await resp.write(obj.body[pos : pos + n])
+                pos += n
+                if first and self.gate is not None and status == 200:
+                    first = False
+                    await self.gate.wait()
+            await resp.write_eof()
+        except (ConnectionResetError, asyncio.CancelledError):
+            pass
+        return resp
+
+    async def start(self) -> None:
+        app = web.Application()
+        app.router.add_get("/files/{path:.+}", self.handle)
+        # handler_cancellation: a hung (stalling) handler is cancelled when the cache hangs up on it.
+        self._runner = web.AppRunner(app, access_log=None, handler_cancellation=True, shutdown_timeout=0.1)
+        await self._runner.setup()
+        site = web.TCPSite(self._runner, "127.0.0.1", self.port)
+        await site.start()
+        self.port = _bound_port(self._runner)
+
+    async def stop(self) -> None:
+        """Stop listening: from now on the origin is down (connection refused)."""
+        if self.gate is not None:
+            self.gate.set()
+        if self.hold_headers is not None:
+            self.hold_headers.set()
+        if self._runner is not None:
+            await self._runner.cleanup()
+            self._runner = None
+
+
+def _bound_port(runner: web.AppRunner) -> int:
+    server = runner.server
+    assert server is not None
+    for site in runner.sites:
+        srv: Any = site._server  # aiohttp keeps the asyncio server here
+        if srv is not None and getattr(srv, "sockets", None):
+            return int(srv.sockets[0].getsockname()[1])
+    raise RuntimeError("no bound socket")
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@dataclass
+class Reply:
+    status: int
+    headers: CIMultiDictProxy[str]
+    body: bytes
+
+    @property
+    def x_cache(self) -> str:
+        return self.headers.get("X-Cache", "")
+
+    def json(self) -> Any:
+        import json
+
+        return json.loads(self.body)
+
+
+class Harness:
+    """An upstream Origin plus a cache app configured with it (origin name `up`), and a client."""
+
+    def __init__(self, tmp_path: Path, origin: Origin | None = None, **cache: Any) -> None:
+        self.tmp_path = tmp_path
+        self.origin = origin or Origin()
+        self.cache_opts = cache
+        self.runner: web.AppRunner | None = None
+        self.port = 0
+        self.session: aiohttp.ClientSession | None = None
+
+    @property
+    def svc(self) -> CacheService:
+        assert self.runner is not None
+        return self.runner.app[SERVICE]
+
+    def config_dict(self) -> dict[str, Any]:
+        cache: dict[str, Any] = {
+            "dir": str(self.tmp_path / "cache"),
+            "stall_timeout_s": 2.0,
+            "backoff_s": 30.0,
+            "origins": {"up": f"http://127.0.0.1:{self.origin.port}/files"},
+        }
+        cache.update(self.cache_opts)
+        return {"cache": cache}
+
+    async def __aenter__(self) -> Harness:
+        await self.origin.start()
+        await self.start_cache()
+        self.session = aiohttp.ClientSession(auto_decompress=False)
+        return self
+
+    async def start_cache(self) -> None:
+        config = parse_config(self.config_dict(), "test.toml")
+        self.runner = web.AppRunner(make_app(config), access_log=None, shutdown_timeout=0.5)
+        await self.runner.setup()
+        await web.TCPSite(self.runner, "127.0.0.1", 0).start()
+        self.port = _bound_port(self.runner)
+
+    async def stop_cache(self) -> None:
+        if self.runner is not None:
+            await self.runner.cleanup()
+            self.runner = None
+
+    async def __aexit__(self, *exc: object) -> None:
+        if self.session is not None:
+            await self.session.close()
+        await self.stop_cache()
+        await self.origin.stop()
+
+    def url(self, path: str) -> str:
+        return f"http://127.0.0.1:{self.port}{path}"
+
+    async def get(self, path: str, headers: dict[str, str] | None = None, method: str = "GET") -> Reply:
+        assert self.session is not None
+        async with self.session.request(method, self.url(path), headers=headers or {}) as r:
+            body = await r.read()
+            return Reply(r.status, r.headers, body)
+
+    async def raw(self, target: str) -> int:
+        """Send a request target byte-for-byte (clients would normalise `..`); returns the status."""
+        reader, writer = await asyncio.open_connection("127.0.0.1", self.port)
+        writer.write(f"GET {target} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n".encode())
+        await writer.drain()
+        data = await reader.read()
+        writer.close()
+        await writer.wait_closed()
+        return int(data.split(b" ", 2)[1])
+
+
+async def poll(cond: Any, timeout: float = 5.0) -> None:
+    """Wait (tiny bounded polls) until cond() is true; fails the test on timeout."""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + timeout
+    while not cond():
+        if loop.time() > deadline:
+            raise AssertionError("condition not reached in time")
+        await asyncio.sleep(0.005)
+
+
+def blob(n: int, seed: int = 1) -> bytes:
+    """Deterministic incompressible-ish bytes."""
+    import hashlib
+
+    out = bytearray()
+    i = 0
+    while len(out) < n:
+        out += hashlib.sha256(f"{seed}-{i}".encode()).digest()
+        i += 1
+    return bytes(out[:n])
+
+
+@pytest.fixture
+def origin() -> Iterator[Origin]:
+    yield Origin()

@@ -1,0 +1,207 @@
+"""Core: origins and paths, miss → hit, coalescing with streaming, stalls, down upstream, crash safety."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import aiohttp
+import pytest
+
+from content_cache.paths import TargetError, resolve_target
+from content_cache.store import Store
+from tests.content_cache.conftest import Harness, Obj, Origin, blob, free_port, poll
+
+ORIGINS = {"up": "http://example.test/base", "pack": "file:///srv/pack"}
+
+
+@pytest.mark.parametrize("target", [
+    "/up/../etc/passwd", "/up/a/../../x", "/up/%2e%2e/x", "/up/%2E%2E/x", "/up/a%2fb", "/up/a%5cb",
+    "/up//etc/passwd", "/up/./x", "/up/%00x", "/up/%ff",
+])
+def test_traversal_is_refused(target: str) -> None:
+    with pytest.raises(TargetError) as e:
+        resolve_target(target, ORIGINS)
+    assert e.value.status == 400
+
+
+def test_unknown_origin_is_404_and_urls_are_reencoded() -> None:
+    with pytest.raises(TargetError) as e:
+        resolve_target("/evil.example.com/x", ORIGINS)
+    assert e.value.status == 404
+    t = resolve_target("/up/lessons/a%20b.html?v=2", ORIGINS)
+    assert t.url == "http://example.test/base/lessons/a%20b.html?v=2"
+    assert t.key == "up/lessons/a b.html?v=2"
+    assert resolve_target("/pack/dir/", ORIGINS).url == "file:///srv/pack/dir/index.html"
+
+
+async def test_refusals_over_http_are_json(tmp_path: Path) -> None:
+    async with Harness(tmp_path) as h:
+        for target in ("/up/../x", "/up/%2e%2e/secret", "/up/a%2f..%2f..%2fb", "/up//etc/passwd"):
+            assert await h.raw(target) == 400, target
+        r = await h.get("/http%3A%2F%2Fevil.example/x")
+        assert r.status == 404 and "unknown origin" in r.json()["error"]
+        r = await h.get("/nowhere/x")
+        assert r.status == 404 and r.headers["Content-Type"].startswith("application/json")
+        r = await h.get("/up/x", method="POST")
+        assert r.status == 405
+        assert h.origin.requests == []
+
+
+async def test_miss_then_hit_passes_validators(tmp_path: Path) -> None:
+    origin = Origin(objects={"lesson.html": Obj(b"<h1>Fractions</h1>", content_type="text/html")})
+    async with Harness(tmp_path, origin) as h:
+        first = await h.get("/up/lesson.html")
+        second = await h.get("/up/lesson.html")
+        assert (first.status, first.x_cache, first.body) == (200, "MISS", b"<h1>Fractions</h1>")
+        assert (second.status, second.x_cache, second.body) == (200, "HIT", b"<h1>Fractions</h1>")
+        for r in (first, second):
+            assert r.headers["ETag"] == '"v1"'
+            assert r.headers["Last-Modified"] == origin.objects["lesson.html"].last_modified
+            assert r.headers["Content-Type"].startswith("text/html")
+        assert origin.count("lesson.html") == 1
+        assert origin.requests[0][1].get("Accept-Encoding") == "identity"
+        missing = await h.get("/up/nothing.html")
+        assert missing.status == 404 and h.svc.store.get("up/nothing.html") is None
+
+
+async def test_coalescing_streams_one_download_to_every_client(tmp_path: Path) -> None:
+    body = blob(1_000_000)
+    origin = Origin(objects={"video.mp4": Obj(body)}, gate=asyncio.Event(), chunk_size=32 * 1024)
+    async with Harness(tmp_path, origin) as h:
+        assert h.session is not None
+        tasks = [asyncio.create_task(h.session.get(h.url("/up/video.mp4"))) for _ in range(12)]
+        responses = await asyncio.gather(*tasks)
+        # Every client has its first bytes while upstream is still held after its first chunk: streaming.
+        firsts = [await r.content.readexactly(1000) for r in responses]
+        assert not origin.gate.is_set()  # type: ignore[union-attr]
+        origin.gate.set()  # type: ignore[union-attr]
+        rests = [await r.read() for r in responses]
+        labels = sorted(r.headers["X-Cache"] for r in responses)
+        for r in responses:
+            r.release()
+        assert all(f + rest == body for f, rest in zip(firsts, rests, strict=True))
+        assert origin.count("video.mp4") == 1
+        assert labels == ["COALESCED"] * 11 + ["MISS"]
+        assert (await h.get("/up/video.mp4")).x_cache == "HIT"
+        assert h.svc.stats.coalesced == 11
+
+
+async def test_download_finishes_when_the_first_client_leaves(tmp_path: Path) -> None:
+    body = blob(600_000)
+    origin = Origin(objects={"v.bin": Obj(body)}, gate=asyncio.Event())
+    async with Harness(tmp_path, origin) as h:
+        assert h.session is not None
+        r = await h.session.get(h.url("/up/v.bin"))
+        await r.content.readexactly(100)
+        r.close()  # the student closes the tab
+        origin.gate.set()  # type: ignore[union-attr]
+        await poll(lambda: h.svc.store.get("up/v.bin") is not None)
+        again = await h.get("/up/v.bin")
+        assert (again.x_cache, again.body) == ("HIT", body)
+        assert origin.count("v.bin") == 1
+
+
+async def test_upstream_stall_is_a_clear_error_and_nothing_is_kept(tmp_path: Path) -> None:
+    origin = Origin(objects={"v.bin": Obj(blob(300_000))}, stall_after=100_000)
+    async with Harness(tmp_path, origin, stall_timeout_s=0.3) as h:
+        assert h.session is not None
+        async with h.session.get(h.url("/up/v.bin")) as r:
+            assert r.status == 200
+            with pytest.raises(aiohttp.ClientPayloadError):
+                await r.read()
+        assert h.svc.store.get("up/v.bin") is None
+        assert "stalled" in h.svc.health["up"].last_error
+        assert list((tmp_path / "cache" / "tmp").iterdir()) == []
+        # The next request (upstream still stalling) finds no half file to serve either.
+        origin.stall_after = 0
+        async with h.session.get(h.url("/up/v.bin")) as r2:
+            with pytest.raises(aiohttp.ClientPayloadError):
+                await r2.read()
+
+
+async def test_uncached_object_with_upstream_down_is_504_json(tmp_path: Path) -> None:
+    async with Harness(tmp_path) as h:
+        await h.origin.stop()
+        r = await h.get("/up/lesson.html")
+        assert r.status == 504
+        assert "unavailable" in r.json()["error"] and r.json()["status"] == 504
+
+
+async def test_upstream_5xx_uncached_is_502_json(tmp_path: Path) -> None:
+    async with Harness(tmp_path, Origin(fail_status=503)) as h:
+        r = await h.get("/up/lesson.html")
+        assert r.status == 502 and "503" in r.json()["detail"]
+
+
+def test_store_check_repairs_orphans_and_bad_entries(tmp_path: Path) -> None:
+    store = Store(tmp_path)
+    (store.tmp / "999999999.dead.part").write_bytes(b"half")
+    (store.bodies / "ab").mkdir()
+    (store.bodies / "ab" / "orphan.1").write_bytes(b"nobody indexes me")
+    report = store.check()
+    assert report.temp_files == ["999999999.dead.part"]
+    assert report.orphan_bodies == ["ab/orphan.1"]
+    store.close()
+
+
+CRASH_SERVER = textwrap.dedent("""
+    import asyncio, sys
+    from aiohttp import web
+    from content_cache.server import make_app
+    from edge.config import parse_config
+
+    async def main():
+        cfg = parse_config({"cache": {"dir": sys.argv[1], "port": int(sys.argv[3]), "host": "127.0.0.1",
+                                      "origins": {"up": sys.argv[2]}}}, "crash.toml")
+        runner = web.AppRunner(make_app(cfg))
+        await runner.setup()
+        await web.TCPSite(runner, "127.0.0.1", int(sys.argv[3])).start()
+        print("ready", flush=True)
+        await asyncio.Event().wait()
+
+    asyncio.run(main())
+""")
+
+
+async def test_kill_mid_download_restart_serves_nothing_half(tmp_path: Path) -> None:
+    body = blob(2_000_000)
+    origin = Origin(objects={"v.bin": Obj(body)}, gate=asyncio.Event())
+    await origin.start()
+    port = free_port()
+    cache_dir = tmp_path / "cache"
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)}
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable, "-c", CRASH_SERVER, str(cache_dir), f"http://127.0.0.1:{origin.port}/files", str(port),
+        stdout=subprocess.PIPE, env=env,
+    )
+    try:
+        assert proc.stdout is not None
+        assert (await proc.stdout.readline()).strip() == b"ready"
+        async with aiohttp.ClientSession() as s:
+            r = await s.get(f"http://127.0.0.1:{port}/up/v.bin")
+            await r.content.readexactly(1000)  # the download is under way, half a file in tmp/
+            assert list((cache_dir / "tmp").iterdir())
+            proc.send_signal(signal.SIGKILL)
+            await proc.wait()
+            r.close()
+    finally:
+        if proc.returncode is None:
+            proc.kill()
+            await proc.wait()
+    origin.gate.set()  # type: ignore[union-attr]
+    h = Harness(tmp_path, origin)
+    await h.start_cache()  # restart on the same directory
+    try:
+        assert h.svc.store.get("up/v.bin") is None
+        assert list((cache_dir / "tmp").iterdir()) == []
+        h.session = aiohttp.ClientSession()
+        r2 = await h.get("/up/v.bin")
+        assert (r2.status, r2.x_cache, r2.body) == (200, "MISS", body)
+    finally:
+        await h.__aexit__()
