@@ -104,3 +104,37 @@ def test_save_list_delete_plans(tmp_path: Path, capsys: pytest.CaptureFixture[st
     assert main(["rotation", "delete", "Math block", "--config", str(cfg)]) == 0
     assert main(["rotation", "delete", "Math block", "--config", str(cfg)]) == 1
     assert "no saved plan by that name" in capsys.readouterr().err
+
+
+def free_port() -> int:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def test_edge_run_shows_the_demo_rotation_and_stops_cleanly_on_sigterm(tmp_path: Path) -> None:
+    import signal
+
+    cfg = tmp_path / "edge.toml"
+    cfg.write_text(f'[unit]\nstate_dir = "{tmp_path}/state"\n[cache]\nhost = "127.0.0.1"\nport = {free_port()}\n'
+                   f'[mastery]\nhost = "127.0.0.1"\nport = {free_port()}\n')
+    plan = tmp_path / "math.toml"
+    plan.write_text(PLAN_TOML)
+    proc = subprocess.Popen([sys.executable, "-m", "edge", "run", "--config", str(cfg), "--plan", str(plan)],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            env={**os.environ, "GPIOZERO_PIN_FACTORY": "mock"})
+    try:
+        assert proc.stdout is not None
+        lines = [proc.stdout.readline() for _ in range(4)]
+        status = next(line for line in lines if line.startswith("WORK"))
+        assert "round 1/4" in status and "G:on" in status and "A→Online" in status
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(timeout=20) == 0
+    finally:
+        proc.kill()
+        proc.wait()
+    # the running rotation was saved, so a restart resumes it
+    state = json.loads((tmp_path / "state" / "rotation.json").read_text())
+    assert (state["status"], state["round"]) == ("running", 1)
