@@ -16,7 +16,6 @@ import dataclasses
 import hmac
 import json
 import logging
-import signal
 import tomllib
 import uuid
 from collections.abc import Awaitable, Callable, Mapping
@@ -41,6 +40,7 @@ from edge.mastery.xapi import (
     parse_compact,
     validate_statement,
 )
+from edge.sdnotify import serve_until_signal
 
 log = logging.getLogger(__name__)
 XAPI_VERSION = "1.0.3"
@@ -363,15 +363,7 @@ async def start_mastery(config: EdgeConfig) -> web.AppRunner:
 def serve_forever(config: EdgeConfig) -> None:
     """`edge mastery serve`: run in the foreground until SIGTERM or SIGINT."""
 
-    async def main() -> None:
-        stop = asyncio.Event()
-        loop = asyncio.get_running_loop()
-        for sig in (signal.SIGTERM, signal.SIGINT):
-            loop.add_signal_handler(sig, stop.set)
-        runner = await start_mastery(config)
-        try:
-            await stop.wait()
-        finally:
-            await runner.cleanup()
+    async def cleanup(runner: web.AppRunner) -> None:
+        await runner.cleanup()
 
-    asyncio.run(main())
+    asyncio.run(serve_until_signal(lambda: start_mastery(config), cleanup))
