@@ -20,7 +20,7 @@ native: $(STAMP)
 run: native
 	$(VENV)/bin/edge run $(ARGS)
 
-test: native
+test: native browser-deps
 	$(PY) -m pytest -q $(ARGS)
 
 lint: $(STAMP)

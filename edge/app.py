@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import logging
+import secrets
 import signal
 import sys
 import threading
@@ -14,7 +16,7 @@ from edge.aio_services import AioServices, Starter
 from edge.cli_support import config_from
 from edge.config import DEFAULTS, EdgeConfig
 from edge.demo import DEMO_PLAN
-from edge.exc import RotationError
+from edge.exc import EdgeError, RotationError
 from edge.rotation.plan import Plan, load_plan
 from edge.rotation.service import RotationService
 from edge.status_line import status_line
@@ -30,7 +32,7 @@ def _wait_for_signal(stop: threading.Event) -> None:
     signal.signal(signal.SIGINT, handler)
 
 
-ALL_SERVICES = ("rotation", "cache", "mastery")
+ALL_SERVICES = ("rotation", "web", "cache", "mastery")
 
 
 def _aio_starters(services: Sequence[str]) -> dict[str, Starter]:
@@ -59,9 +61,19 @@ def run_foreground(config: EdgeConfig, plan: Plan | None = None, services: Seque
     if "mastery" in aio.runners:
         print(f"edge: mastery service (xAPI intake) on http://{config.mastery.host}:{config.mastery.port}/xapi/",
               flush=True)
+    web = None
+    if "web" in services:  # the station board, student and teacher pages (waitress, in a thread)
+        from edge.web.server import start_pages
+
+        try:
+            web = start_pages(config, rotation)
+        except EdgeError:
+            aio.stop()
+            rotation.stop()
+            raise
     print(f"edge: config {config.source}; pins: {rotation.devices.factory_name}"
-          f"{' (no GPIO here: mock pins)' if rotation.devices.fallback else ''}; state in {config.state_dir}",
-          flush=True)
+          f"{' (no GPIO here: mock pins)' if rotation.devices.fallback else ''}; state in {config.state_dir}"
+          f"{f'; pages on {web.url}/board /teacher /' if web else ''}", flush=True)
     if plan is not None:
         try:
             rotation.engine.start(plan)
@@ -85,6 +97,8 @@ def run_foreground(config: EdgeConfig, plan: Plan | None = None, services: Seque
     finally:
         if tty:
             sys.stdout.write("\n")
+        if web is not None:
+            web.close()
         aio.stop()
         rotation.stop()
     return 0
@@ -93,8 +107,14 @@ def run_foreground(config: EdgeConfig, plan: Plan | None = None, services: Seque
 def cmd_run(args: argparse.Namespace) -> int:
     config = config_from(args)
     plan = load_plan(args.plan) if args.plan else None
-    if plan is None and config.source == DEFAULTS and not args.no_demo:
-        plan = DEMO_PLAN  # the embedded default: a laptop demo
+    if config.source == DEFAULTS:  # the embedded default: a laptop demo
+        if not args.no_demo and plan is None:
+            plan = DEMO_PLAN
+        if not config.web.teacher_pin:
+            # a one-off PIN so a newcomer can try the teacher page; a real unit sets web.teacher_pin
+            pin = f"{secrets.randbelow(10**6):06d}"
+            config = dataclasses.replace(config, web=dataclasses.replace(config.web, teacher_pin=pin))
+            print(f"edge: demo teacher PIN for this run: {pin}", flush=True)
     return run_foreground(config, plan=plan, services=ALL_SERVICES)
 
 

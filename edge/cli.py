@@ -18,6 +18,7 @@ REGISTRARS = (
     "edge.app",
     "edge.rotation.cli",
     "edge.doctor",
+    "edge.web.cli",
     "edge.mastery.cli",
     "content_cache.cli",
 )

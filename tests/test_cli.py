@@ -119,7 +119,8 @@ def test_edge_run_shows_the_demo_rotation_and_stops_cleanly_on_sigterm(tmp_path:
 
     cfg = tmp_path / "edge.toml"
     cfg.write_text(f'[unit]\nstate_dir = "{tmp_path}/state"\n[cache]\nhost = "127.0.0.1"\nport = {free_port()}\n'
-                   f'[mastery]\nhost = "127.0.0.1"\nport = {free_port()}\n')
+                   f'[mastery]\nhost = "127.0.0.1"\nport = {free_port()}\n'
+                   f'[web]\nhost = "127.0.0.1"\nport = {free_port()}\n')
     plan = tmp_path / "math.toml"
     plan.write_text(PLAN_TOML)
     proc = subprocess.Popen([sys.executable, "-m", "edge", "run", "--config", str(cfg), "--plan", str(plan)],

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
 from collections.abc import Callable
 from datetime import datetime
 
@@ -16,6 +17,7 @@ from edge.config import EdgeConfig
 from edge.cues.driver import ButtonActions, CueDriver, Devices, open_devices
 from edge.exc import EdgeError, RotationError
 from edge.rotation.engine import Engine, Snapshot
+from edge.rotation.periods import saved_periods
 from edge.rotation.schedule import due_period
 from edge.rotation.state import JsonStateFile
 from edge.rotation.store import PlanStore
@@ -41,6 +43,7 @@ class RotationService:
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self._last_bell_check = datetime.fromtimestamp(self.clock.time())
+        self._last_loop = time.monotonic()
         self.engine.subscribe(self._on_change)
         self.engine.restore()
         self.driver.show(self.engine.snapshot())
@@ -69,7 +72,8 @@ class RotationService:
     def check_bell(self) -> None:
         """Start the saved plan of a class period whose bell rang since the last check."""
         now = datetime.fromtimestamp(self.clock.time())
-        period = due_period(self.config.rotation.periods, self._last_bell_check, now)
+        periods = [*self.config.rotation.periods, *saved_periods(self.config.state_dir)]  # IT's + teacher's
+        period = due_period(periods, self._last_bell_check, now)
         self._last_bell_check = now
         if period is None:
             return
@@ -90,8 +94,13 @@ class RotationService:
         times = [t for t in (self.engine.next_deadline(), self.driver.next_change()) if t is not None]
         return min(times) if times else None
 
+    def loop_age(self) -> float:
+        """Real seconds since the loop thread last ran (the systemd watchdog is fed only while this is small)."""
+        return time.monotonic() - self._last_loop
+
     def _loop(self) -> None:
         while not self._stop.is_set():
+            self._last_loop = time.monotonic()
             due = self.run_once()
             timeout = BELL_CHECK_S
             if due is not None:

@@ -1,0 +1,205 @@
+"""JSON API under /api/v1/ (documented in openapi.py, served at /api/v1/openapi.json).
+
+GET /rotation is public (the board and student pages use it; it carries no student ids). Everything else
+needs the teacher session (+ X-CSRF-Token on writes) or `Authorization: Bearer <[web] api_token>`.
+Errors are {"error": message} with a 4xx status; validation errors add "key" and "reason".
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from flask import Blueprint, Response, jsonify, request, url_for
+
+from edge.exc import ConfigError, EdgeError, PlanError, RotationError
+from edge.rotation.periods import parse_periods, period_json
+from edge.rotation.plan import Plan, parse_plan
+from edge.rotation.store import slug
+from edge.web.auth import api_auth_error
+from edge.web.context import ctx
+from edge.web.openapi import spec
+from edge.web.state import state_json
+
+log = logging.getLogger(__name__)
+bp = Blueprint("api", __name__, url_prefix="/api/v1")
+BODY = "<request body>"
+PUBLIC = {"api.rotation", "api.openapi"}  # endpoints open to all
+
+
+def error(status: int, message: str, **extra: Any) -> Response:
+    resp = jsonify({"error": message, **extra})
+    resp.status_code = status
+    if status == 401:
+        resp.headers["WWW-Authenticate"] = 'Bearer realm="classroom-edge"'
+    return resp
+
+
+def invalid(e: ConfigError) -> Response:
+    return error(422, str(e), key=e.key, reason=e.reason)
+
+
+@bp.before_request
+def _authorise() -> Response | None:
+    if request.endpoint in PUBLIC:
+        return None
+    problem = api_auth_error()
+    return error(*problem) if problem else None
+
+
+def _body() -> dict[str, Any] | Response:
+    if not request.content_length and not request.data:
+        return {}
+    data = request.get_json(silent=True)
+    if not isinstance(data, dict):
+        return error(400, "the request body must be a JSON object")
+    return data
+
+
+@bp.get("/openapi.json")
+def openapi() -> Response:
+    return jsonify(spec())
+
+
+@bp.get("/rotation")
+def rotation() -> Response:
+    resp = jsonify(state_json(ctx()))
+    resp.headers["Cache-Control"] = "no-store"
+    return resp
+
+
+@bp.post("/rotation/<any(start, pause, resume, extend, skip, restart, end):action>")
+def rotation_action(action: str) -> Response:
+    c = ctx()
+    body = _body()
+    if isinstance(body, Response):
+        return body
+    plan: Plan | None = None
+    if action == "start":
+        name = body.get("plan")
+        if not isinstance(name, str) or not name:
+            return error(400, "start needs {\"plan\": \"<saved plan name>\"}")
+        try:
+            plan = c.plans.get(name)
+        except PlanError:
+            return error(404, f"no saved plan called {name!r}")
+    try:
+        snap = c.rotation.engine.act(action, plan)
+    except RotationError as e:
+        return error(409, str(e))
+    log.info("api: %s", action)
+    return jsonify(state_json(c, snap, plan or c.rotation.engine.plan))
+
+
+def plan_json(plan: Plan) -> dict[str, Any]:
+    doc: dict[str, Any] = plan.to_toml()["plan"]
+    doc.setdefault("rounds", 0)
+    return doc
+
+
+def _summary(plan: Plan) -> dict[str, Any]:
+    return {"name": plan.name, "stations": len(plan.stations), "groups": len(plan.groups),
+            "rounds": plan.round_count, "total_s": plan.total_s}
+
+
+@bp.get("/plans")
+def plans() -> Response:
+    store = ctx().plans
+    return jsonify({"plans": [_summary(p) for p in store.plans()], "broken": store.broken()})
+
+
+def _parse(body: dict[str, Any]) -> Plan | Response:
+    doc = dict(body)
+    if doc.get("rounds") == 0:
+        doc.pop("rounds")  # 0 = one round per station, as plan_json shows it
+    try:
+        return parse_plan({"plan": doc}, BODY)
+    except PlanError as e:
+        return invalid(e)
+
+
+@bp.post("/plans")
+def plan_create() -> Response:
+    c = ctx()
+    body = _body()
+    if isinstance(body, Response):
+        return body
+    plan = _parse(body)
+    if isinstance(plan, Response):
+        return plan
+    with c.write_lock:
+        if any(slug(p.name) == slug(plan.name) for p in c.plans.plans()):
+            return error(409, f"a saved plan called {plan.name!r} exists (PUT /plans/{{name}} replaces it)")
+        c.plans.save(plan)
+    resp = jsonify(plan_json(plan))
+    resp.status_code = 201
+    resp.headers["Location"] = url_for("api.plan_get", name=plan.name)
+    return resp
+
+
+@bp.get("/plans/<path:name>")
+def plan_get(name: str) -> Response:
+    try:
+        return jsonify(plan_json(ctx().plans.get(name)))
+    except PlanError:
+        return error(404, f"no saved plan called {name!r}")
+
+
+@bp.put("/plans/<path:name>")
+def plan_put(name: str) -> Response:
+    c = ctx()
+    body = _body()
+    if isinstance(body, Response):
+        return body
+    body.setdefault("name", name)
+    plan = _parse(body)
+    if isinstance(plan, Response):
+        return plan
+    if slug(plan.name) != slug(name):
+        return error(422, f"{BODY}: plan.name: must match the name in the URL ({name!r})", key="plan.name",
+                     reason=f"must match the name in the URL ({name!r})")
+    with c.write_lock:
+        c.plans.save(plan)
+    return jsonify(plan_json(plan))
+
+
+@bp.delete("/plans/<path:name>")
+def plan_delete(name: str) -> Response:
+    c = ctx()
+    with c.write_lock:
+        try:
+            c.plans.delete(name)
+        except PlanError:
+            return error(404, f"no saved plan called {name!r}")
+    return Response(status=204)
+
+
+@bp.get("/periods")
+def periods() -> Response:
+    c = ctx()
+    try:
+        saved = c.periods.periods()
+    except EdgeError as e:
+        return error(409, f"the saved period schedule is unreadable ({e}); PUT a new one to replace it")
+    return jsonify({"periods": [period_json(p) for p in saved],
+                    "config_periods": [period_json(p) for p in c.config.rotation.periods]})
+
+
+@bp.put("/periods")
+def periods_put() -> Response:
+    c = ctx()
+    body = _body()
+    if isinstance(body, Response):
+        return body
+    try:
+        periods = parse_periods(body.get("periods"), BODY)
+        known = {slug(p.name) for p in c.plans.plans()}
+        for i, p in enumerate(periods):
+            if slug(p.plan) not in known:
+                raise ConfigError(BODY, f"periods[{i}].plan", f"there is no saved plan called {p.plan!r}")
+    except ConfigError as e:
+        return invalid(e)
+    with c.write_lock:
+        c.periods.save(periods)
+    return jsonify({"periods": [period_json(p) for p in periods],
+                    "config_periods": [period_json(p) for p in c.config.rotation.periods]})

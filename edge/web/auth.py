@@ -1,0 +1,175 @@
+"""Teacher authentication: PIN login with a session cookie, CSRF tokens, wrong-PIN rate limiting, and the
+API's bearer token.
+
+A session is valid for `[web] session_minutes` after login, measured on the rotation's clock (so tests use a
+FakeClock) and checked on the server, not just by the cookie's own expiry. It also carries a fingerprint of
+the PIN, so changing the PIN in edge.toml logs every teacher out.
+"""
+
+from __future__ import annotations
+
+import functools
+import hashlib
+import hmac
+import logging
+import math
+import secrets
+from collections.abc import Callable
+from typing import Any, Literal, TypeVar, cast
+from urllib.parse import urlsplit
+
+from flask import (
+    Blueprint,
+    Response,
+    abort,
+    current_app,
+    redirect,
+    render_template,
+    request,
+    session,
+    url_for,
+)
+from werkzeug.wrappers import Response as BaseResponse
+
+from edge.web.context import ctx
+
+log = logging.getLogger(__name__)
+bp = Blueprint("auth", __name__)
+F = TypeVar("F", bound=Callable[..., Any])
+CSRF_FIELD = "csrf_token"
+CSRF_HEADER = "X-CSRF-Token"
+SessionState = Literal["ok", "expired", "none"]
+
+
+def csrf_token() -> str:
+    """This session's CSRF token (created on first use); every form and fetch sends it back."""
+    token = session.get("csrf")
+    if not isinstance(token, str):
+        token = secrets.token_urlsafe(32)
+        session["csrf"] = token
+    return token
+
+
+def csrf_ok() -> bool:
+    expected = session.get("csrf")
+    sent = request.form.get(CSRF_FIELD) or request.headers.get(CSRF_HEADER) or ""
+    return isinstance(expected, str) and bool(sent) and hmac.compare_digest(expected, sent)
+
+
+def _pin_fingerprint(pin: str) -> str:
+    key = str(current_app.secret_key).encode()
+    return hmac.new(key, pin.encode(), hashlib.sha256).hexdigest()[:16]
+
+
+def session_state() -> SessionState:
+    if not session.get("teacher"):
+        return "none"
+    c = ctx()
+    pin = c.config.web.teacher_pin
+    since = session.get("since")
+    if not pin or session.get("pin") != _pin_fingerprint(pin) or not isinstance(since, int | float):
+        return "expired"
+    age = c.now() - since
+    if age > c.config.web.session_minutes * 60 or age < -300:  # far-future: the clock was set back
+        return "expired"
+    return "ok"
+
+
+def _end_session() -> None:
+    token = session.get("csrf")
+    session.clear()
+    if isinstance(token, str):
+        session["csrf"] = token  # keep the login form's token valid
+
+
+def _safe_next(target: str | None) -> str:
+    """Only same-site paths are followed after login (no open redirect)."""
+    if (target and target.startswith("/") and not target.startswith("//") and "\\" not in target
+            and not urlsplit(target).netloc):  # browsers read "/\\host" as "//host"
+        return target
+    return url_for("pages.teacher")
+
+
+def teacher_required(view: F) -> F:
+    """Pages: teachers only; POSTs also need the CSRF token."""
+
+    @functools.wraps(view)
+    def wrapped(*args: Any, **kwargs: Any) -> Any:
+        state = session_state()
+        if state != "ok":
+            if state == "expired":
+                _end_session()
+            return redirect(url_for("auth.login", next=request.full_path.rstrip("?"),
+                                    expired=1 if state == "expired" else None))
+        if request.method not in ("GET", "HEAD") and not csrf_ok():
+            abort(400, "The form was out of date (missing or wrong CSRF token). Reload the page and try again.")
+        return view(*args, **kwargs)
+
+    return cast(F, wrapped)
+
+
+def bearer_ok() -> bool:
+    token = ctx().config.web.api_token
+    header = request.headers.get("Authorization", "")
+    scheme, _, sent = header.partition(" ")
+    return bool(token) and scheme.lower() == "bearer" and hmac.compare_digest(sent.strip().encode(),
+                                                                                token.encode())
+
+
+def api_auth_error() -> tuple[int, str] | None:
+    """None if the request may use the teacher API, else (status, message)."""
+    if request.headers.get("Authorization"):
+        return None if bearer_ok() else (401, "invalid bearer token")
+    state = session_state()
+    if state == "expired":
+        return 401, "the teacher session expired: log in again"
+    if state == "none":
+        return 401, "log in as the teacher or send 'Authorization: Bearer <api_token>'"
+    if request.method not in ("GET", "HEAD") and not csrf_ok():
+        return 403, f"missing or wrong CSRF token (send the {CSRF_HEADER} header)"
+    return None
+
+
+@bp.route("/teacher/login", methods=["GET", "POST"])
+def login() -> BaseResponse | str | tuple[str, int]:
+    c = ctx()
+    pin = c.config.web.teacher_pin
+    nxt = request.values.get("next")
+    if not pin:
+        return render_template("login.html", disabled=True, next=nxt), 403 if request.method == "POST" else 200
+    if request.method == "GET":
+        if session_state() == "ok":
+            return redirect(_safe_next(nxt))
+        expired = request.args.get("expired") == "1"
+        return render_template("login.html", disabled=False, next=nxt,
+                               error="Your session expired. Enter the PIN again." if expired else None)
+    client = request.remote_addr or "?"
+    wait = c.limiter.retry_after(client)
+    if wait > 0:
+        secs = math.ceil(wait)
+        resp = Response(render_template("login.html", disabled=False, next=nxt,
+                                        error=f"Too many wrong PINs. Try again in {secs} seconds."), 429)
+        resp.headers["Retry-After"] = str(secs)
+        return resp
+    if not csrf_ok():
+        return render_template("login.html", disabled=False, next=nxt,
+                               error="The form was out of date. Enter the PIN again."), 400
+    sent = request.form.get("pin", "")
+    if not hmac.compare_digest(sent.strip().encode(), pin.encode()):
+        c.limiter.failed(client)
+        log.warning("wrong teacher PIN from %s", client)
+        return render_template("login.html", disabled=False, next=nxt, error="Wrong PIN."), 401
+    c.limiter.succeeded(client)
+    session.clear()  # a fresh session (and CSRF token) after login
+    session.permanent = True
+    session.update(teacher=True, since=c.now(), pin=_pin_fingerprint(pin), csrf=secrets.token_urlsafe(32))
+    log.info("teacher logged in from %s", client)
+    return redirect(_safe_next(nxt))
+
+
+@bp.post("/teacher/logout")
+def logout() -> BaseResponse:
+    if not csrf_ok():
+        abort(400, "The form was out of date (missing or wrong CSRF token).")
+    _end_session()
+    return redirect(url_for("auth.login"))

@@ -1,0 +1,201 @@
+"""The OpenAPI 3.1 document for /api/v1 (schemas are JSON Schema 2020-12; tests validate responses by it)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from edge import __version__
+from edge.config import WEEKDAYS
+from edge.rotation.plan import KINDS
+
+ACTIONS = ("start", "pause", "resume", "extend", "skip", "restart", "end")
+
+
+def _ref(name: str) -> dict[str, str]:
+    return {"$ref": f"#/components/schemas/{name}"}
+
+
+def _json(schema: dict[str, Any], description: str) -> dict[str, Any]:
+    return {"description": description, "content": {"application/json": {"schema": schema}}}
+
+
+def _err(description: str) -> dict[str, Any]:
+    return {"$ref": f"#/components/responses/{description}"}
+
+
+NUM = {"type": "number"}
+NULLABLE_NUM = {"type": ["number", "null"]}
+STR_MAP = {"type": "object", "additionalProperties": {"type": "string"}}
+
+SCHEMAS: dict[str, Any] = {
+    "Error": {
+        "type": "object", "required": ["error"], "additionalProperties": False,
+        "properties": {"error": {"type": "string", "description": "what is wrong, for people"},
+                       "key": {"type": "string", "description": "validation errors: the offending key"},
+                       "reason": {"type": "string", "description": "validation errors: why, without the key"}},
+    },
+    "Rotation": {
+        "type": "object", "additionalProperties": False,
+        "required": ["status", "phase", "phase_word", "underlying_phase", "plan", "round", "rounds", "remaining_s",
+                     "countdown_text", "stage_remaining_s", "phase_ends_at", "stage_ends_at", "server_time",
+                     "groups", "assignments", "next_assignments", "stations", "quiet", "fault", "seq",
+                     "server_id"],
+        "properties": {
+            "status": {"enum": ["idle", "running", "paused", "done"]},
+            "phase": {"enum": ["idle", "work", "warning", "transition", "paused", "done"]},
+            "phase_word": {"type": "string", "description": "WORK, 1 MIN LEFT, MOVE, PAUSED, DONE or IDLE"},
+            "underlying_phase": {"enum": ["idle", "work", "warning", "transition", "done"],
+                                 "description": "the phase a pause froze"},
+            "plan": {"type": ["string", "null"]},
+            "round": {"type": "integer", "minimum": 0},
+            "rounds": {"type": "integer", "minimum": 0},
+            "remaining_s": {**NUM, "minimum": 0, "description": "until the current phase ends (frozen when paused)"},
+            "countdown_text": {"type": "string", "pattern": "^[0-9]+:[0-5][0-9]$",
+                               "description": "what the pages show: M:SS until the work period/transition ends"},
+            "stage_remaining_s": {**NUM, "minimum": 0, "description": "until the work period/transition ends"},
+            "phase_ends_at": {**NULLABLE_NUM, "description": "Unix time the phase ends; null unless running"},
+            "stage_ends_at": {**NULLABLE_NUM, "description": "Unix time the work period/transition ends"},
+            "server_time": {**NUM, "description": "the unit's Unix time when this was made"},
+            "groups": {"type": "array", "items": {"type": "string"}, "description": "plan order"},
+            "assignments": {**STR_MAP, "description": "group -> station this round"},
+            "next_assignments": {**STR_MAP, "description": "group -> station next round ({} in the last)"},
+            "stations": {"type": "array", "items": _ref("StationState")},
+            "quiet": {"type": "boolean"},
+            "fault": {"type": ["string", "null"]},
+            "seq": {"type": "integer", "description": "increases with every change"},
+            "server_id": {"type": "string", "description": "changes when the unit restarts"},
+        },
+    },
+    "StationState": {
+        "type": "object", "required": ["name", "kind", "lessons"], "additionalProperties": False,
+        "properties": {"name": {"type": "string"}, "kind": {"enum": list(KINDS)},
+                       "lessons": {"type": "array", "items": {"type": "string"},
+                                   "description": "lesson-cache paths <origin>/<path>"}},
+    },
+    "StartRequest": {
+        "type": "object", "required": ["plan"], "properties": {"plan": {"type": "string"}},
+    },
+    "Plan": {
+        "type": "object", "required": ["name", "work_minutes", "stations", "groups"], "additionalProperties": False,
+        "properties": {
+            "name": {"type": "string", "minLength": 1},
+            "work_minutes": {**NUM, "exclusiveMinimum": 0},
+            "warning_seconds": {**NUM, "minimum": 0, "default": 60},
+            "transition_seconds": {**NUM, "minimum": 0, "default": 90},
+            "rounds": {"type": "integer", "minimum": 0, "default": 0, "description": "0 = one per station"},
+            "stations": {"type": "array", "minItems": 1, "items": {
+                "type": "object", "required": ["name", "kind"], "additionalProperties": False,
+                "properties": {"name": {"type": "string"}, "kind": {"enum": list(KINDS)},
+                               "lessons": {"type": "array", "items": {"type": "string"}}}}},
+            "groups": {"type": "array", "minItems": 1, "items": {
+                "type": "object", "required": ["name"], "additionalProperties": False,
+                "properties": {"name": {"type": "string"},
+                               "members": {"type": "array", "items": {"type": "string"},
+                                           "description": "pseudonymous student ids"}}}},
+        },
+    },
+    "PlanSummary": {
+        "type": "object", "required": ["name", "stations", "groups", "rounds", "total_s"],
+        "additionalProperties": False,
+        "properties": {"name": {"type": "string"}, "stations": {"type": "integer"}, "groups": {"type": "integer"},
+                       "rounds": {"type": "integer"}, "total_s": NUM},
+    },
+    "PlanList": {
+        "type": "object", "required": ["plans", "broken"], "additionalProperties": False,
+        "properties": {"plans": {"type": "array", "items": _ref("PlanSummary")},
+                       "broken": {"type": "array", "items": {"type": "string"},
+                                  "description": "saved plan files that do not validate"}},
+    },
+    "Period": {
+        "type": "object", "required": ["name", "plan", "days", "start"], "additionalProperties": False,
+        "properties": {"name": {"type": "string", "minLength": 1}, "plan": {"type": "string", "minLength": 1},
+                       "days": {"type": "array", "minItems": 1, "items": {"enum": list(WEEKDAYS)}},
+                       "start": {"type": "string", "pattern": "^[0-9]{1,2}:[0-9]{2}$"}},
+    },
+    "Periods": {
+        "type": "object", "required": ["periods"],
+        "properties": {"periods": {"type": "array", "items": _ref("Period")},
+                       "config_periods": {"type": "array", "items": _ref("Period"),
+                                          "description": "from edge.toml; read-only here"}},
+    },
+}
+
+RESPONSES = {
+    "BadRequest": _json(_ref("Error"), "the request body is not what the operation takes"),
+    "Unauthorized": _json(_ref("Error"), "no or invalid bearer token / teacher session"),
+    "Forbidden": _json(_ref("Error"), "teacher session without a valid X-CSRF-Token header"),
+    "NotFound": _json(_ref("Error"), "no such saved plan"),
+    "Conflict": _json(_ref("Error"), "the action does not apply now (e.g. pause when idle) or the name is taken"),
+    "Invalid": _json(_ref("Error"), "validation failed; key and reason name the problem"),
+}
+AUTHED = {"401": _err("Unauthorized"), "403": _err("Forbidden")}
+
+
+def _action(action: str) -> dict[str, Any]:
+    op: dict[str, Any] = {
+        "operationId": f"rotation_{action}", "summary": f"{action} the rotation", "tags": ["rotation"],
+        "responses": {"200": _json(_ref("Rotation"), "the new state"), "409": _err("Conflict"), **AUTHED},
+    }
+    if action == "start":
+        op["requestBody"] = {"required": True, "content": {"application/json": {"schema": _ref("StartRequest")}}}
+        op["responses"] |= {"400": _err("BadRequest"), "404": _err("NotFound")}
+    return {"post": op}
+
+
+NAME = {"name": "name", "in": "path", "required": True, "schema": {"type": "string"}}
+PLAN_BODY = {"required": True, "content": {"application/json": {"schema": _ref("Plan")}}}
+
+
+def spec() -> dict[str, Any]:
+    paths: dict[str, Any] = {
+        "/rotation": {"get": {
+            "operationId": "rotation_get", "summary": "the rotation state (public: no student ids)",
+            "tags": ["rotation"], "security": [],
+            "responses": {"200": _json(_ref("Rotation"), "the state now")}}},
+        **{f"/rotation/{a}": _action(a) for a in ACTIONS},
+        "/plans": {
+            "get": {"operationId": "plans_list", "tags": ["plans"],
+                    "responses": {"200": _json(_ref("PlanList"), "saved plans"), **AUTHED}},
+            "post": {"operationId": "plans_create", "tags": ["plans"], "requestBody": PLAN_BODY,
+                     "responses": {"201": _json(_ref("Plan"), "saved"), "400": _err("BadRequest"),
+                                   "409": _err("Conflict"), "422": _err("Invalid"), **AUTHED}}},
+        "/plans/{name}": {
+            "parameters": [NAME],
+            "get": {"operationId": "plans_get", "tags": ["plans"],
+                    "responses": {"200": _json(_ref("Plan"), "the plan"), "404": _err("NotFound"), **AUTHED}},
+            "put": {"operationId": "plans_put", "tags": ["plans"], "requestBody": PLAN_BODY,
+                    "responses": {"200": _json(_ref("Plan"), "saved (created or replaced)"),
+                                  "400": _err("BadRequest"), "422": _err("Invalid"), **AUTHED}},
+            "delete": {"operationId": "plans_delete", "tags": ["plans"],
+                       "responses": {"204": {"description": "deleted"}, "404": _err("NotFound"), **AUTHED}}},
+        "/periods": {
+            "get": {"operationId": "periods_get", "tags": ["periods"],
+                    "responses": {"200": _json(_ref("Periods"), "the teacher's period schedule"),
+                                  "409": _err("Conflict"), **AUTHED}},
+            "put": {"operationId": "periods_put", "tags": ["periods"],
+                    "requestBody": {"required": True,
+                                    "content": {"application/json": {"schema": _ref("Periods")}}},
+                    "responses": {"200": _json(_ref("Periods"), "saved"), "400": _err("BadRequest"),
+                                  "422": _err("Invalid"), **AUTHED}}},
+        "/openapi.json": {"get": {
+            "operationId": "openapi", "tags": ["meta"], "security": [],
+            "responses": {"200": {"description": "this document",
+                                  "content": {"application/json": {"schema": {"type": "object"}}}}}}},
+    }
+    return {
+        "openapi": "3.1.0",
+        "info": {"title": "Classroom edge: rotation API", "version": __version__,
+                 "description": "The station-rotation timer of one classroom unit. Writes need the teacher "
+                                "session cookie plus X-CSRF-Token, or a bearer token ([web] api_token)."},
+        "servers": [{"url": "/api/v1"}],
+        "security": [{"bearer": []}, {"teacherSession": []}],
+        "paths": paths,
+        "components": {
+            "schemas": SCHEMAS,
+            "responses": RESPONSES,
+            "securitySchemes": {
+                "bearer": {"type": "http", "scheme": "bearer"},
+                "teacherSession": {"type": "apiKey", "in": "cookie", "name": "session"},
+            },
+        },
+    }
