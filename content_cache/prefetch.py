@@ -4,7 +4,11 @@ Manifest (JSON)::
 
     {"origin": "district", "pin": false,
      "paths": ["lessons/fractions/index.html",
-               {"path": "video/intro.mp4", "sha256": "…", "size": 52428800, "pin": true}]}
+               {"path": "video/intro.mp4", "sha256": "…", "size": 52428800, "pin": true},
+               {"path": "quiz/fractions-1.html", "activity": "https://district.example/act/frac-1",
+                "skill": "fractions"}]}
+
+`activity`/`skill` pairs are the lesson manifest's activity → skill mapping the mastery service reads.
 
 A sha256 or size mismatch is never committed (so never served) and is reported as `rejected`.
 """
@@ -39,6 +43,8 @@ class ManifestItem:
     sha256: str | None = None
     size: int | None = None
     pin: bool = False
+    activity: str | None = None  # the xAPI activity id of the lesson (for the mastery service)
+    skill: str | None = None  # the skill its answers are evidence of
 
 
 @dataclass
@@ -108,7 +114,7 @@ def parse_manifest(data: Any, origins: Mapping[str, str], source: str = "manifes
         spec: dict[str, Any] = {"path": raw} if isinstance(raw, str) else raw
         if not isinstance(spec, dict) or not isinstance(spec.get("path"), str) or not spec["path"]:
             raise ManifestError(f"{where}: must be a path string or an object with 'path'")
-        extra = set(spec) - {"path", "origin", "sha256", "size", "pin"}
+        extra = set(spec) - {"path", "origin", "sha256", "size", "pin", "activity", "skill"}
         if extra:
             raise ManifestError(f"{where}: unknown key(s) {', '.join(sorted(extra))}")
         origin = spec.get("origin", default_origin)
@@ -123,7 +129,15 @@ def parse_manifest(data: Any, origins: Mapping[str, str], source: str = "manifes
         pin = spec.get("pin", default_pin)
         if not isinstance(pin, bool):
             raise ManifestError(f"{where}: pin: must be true or false")
-        items.append(ManifestItem(origin, spec["path"].lstrip("/"), sha.lower() if sha else None, size, pin))
+        activity, skill = spec.get("activity"), spec.get("skill")
+        for name, value in (("activity", activity), ("skill", skill)):
+            if value is not None and (not isinstance(value, str) or not value):
+                raise ManifestError(f"{where}: {name}: must be a non-empty string")
+        if (activity is None) != (skill is None):
+            raise ManifestError(f"{where}: activity and skill go together (the activity's answers are evidence "
+                                "of the skill)")
+        items.append(ManifestItem(origin, spec["path"].lstrip("/"), sha.lower() if sha else None, size, pin,
+                                  activity, skill))
     return items
 
 

@@ -146,6 +146,8 @@ class MasteryConfig:
         [0.6, 0.95], lambda v: None if len(v) == 2 and 0 < v[0] < v[1] < 1 else "must be [low, high] with 0<low<high<1"
     )
     params: ParamSet = field(default_factory=ParamSet)
+    # lesson manifests (the prefetch JSON) whose items map xAPI activity ids to skills
+    manifests: list[str] = field(default_factory=list)
 
 
 @dataclass(frozen=True)

@@ -28,6 +28,7 @@ from aiohttp import web
 
 from edge.config import EdgeConfig
 from edge.exc import ConfigError
+from edge.mastery.lessons import activity_skills as lesson_activity_skills
 from edge.mastery.model import CellView, MasteryState
 from edge.mastery.params import ParamSet, parse_params
 from edge.mastery.store import Item, Store, WriteRequest
@@ -310,12 +311,12 @@ async def get_student(request: web.Request) -> web.StreamResponse:
 def make_app(config: EdgeConfig, activity_skills: Mapping[str, str] | None = None) -> web.Application:
     """A fresh app on `config.state_dir / "mastery"`; the store opens on startup and closes on cleanup.
 
-    `activity_skills` maps lesson activity ids to skills (from the lesson manifest); statements may also
-    name their skill in context (see edge.mastery.xapi).
+    `activity_skills` maps lesson activity ids to skills (default: the manifests in `mastery.manifests`);
+    statements may also name their skill in context (see edge.mastery.xapi).
     """
     app = web.Application(client_max_size=MAX_BODY, middlewares=[auth_middleware])
     directory = config.state_dir / "mastery"
-    skills_map = dict(activity_skills or {})
+    skills_map = dict(activity_skills) if activity_skills is not None else lesson_activity_skills(config)
 
     async def startup(app: web.Application) -> None:
         params = effective_params(config, directory / "params.toml")

@@ -303,3 +303,39 @@ def test_district_params_file_overrides_config(tmp_path: Path) -> None:
         assert skills["other"] == pytest.approx(post + (1 - post) * 0.1, abs=1e-12)
 
     serve(make_config(tmp_path), body)
+
+
+def test_skill_from_the_lesson_manifest_in_config(tmp_path: Path) -> None:
+    import json
+
+    manifest = tmp_path / "fractions.json"
+    manifest.write_text(json.dumps({"origin": "district", "paths": [
+        "fractions/index.html",
+        {"path": "fractions/q1.html", "activity": "https://lessons.example/fractions/q1", "skill": "fractions"},
+    ]}))
+    config = parse_config({
+        "unit": {"state_dir": str(tmp_path)},
+        "cache": {"origins": {"district": "https://lessons.example"}},
+        "mastery": {"class_key": KEY, "manifests": [str(manifest)]},
+    }, "edge.toml")
+
+    async def body(c: TestClient[Any, Any]) -> None:
+        mapped = statement("s1", "ignored", True, "2024-05-01T10:00:00Z")
+        del mapped["context"]
+        assert (await c.post("/xapi/statements", json=[mapped], headers=XAPI)).status == 200
+        r = await c.get("/api/v1/mastery/students/s1", headers=AUTH)
+        assert [s["skill"] for s in (await r.json())["skills"]] == ["fractions"]
+
+    serve(config, body)
+
+
+def test_a_bad_lesson_manifest_is_a_config_error(tmp_path: Path) -> None:
+    from edge.exc import ConfigError
+
+    manifest = tmp_path / "m.json"
+    manifest.write_text('{"origin": "district", "paths": [{"path": "q.html", "activity": "https://a/q"}]}')
+    config = parse_config({"unit": {"state_dir": str(tmp_path)},
+                           "cache": {"origins": {"district": "https://lessons.example"}},
+                           "mastery": {"class_key": KEY, "manifests": [str(manifest)]}}, "edge.toml")
+    with pytest.raises(ConfigError, match=r"edge.toml: mastery.manifests\[0\]: .*activity and skill go together"):
+        make_app(config)
