@@ -9,7 +9,6 @@ from __future__ import annotations
 import dataclasses
 import os
 import re
-import tomllib
 import types
 import typing
 from collections.abc import Callable, Mapping
@@ -19,6 +18,7 @@ from typing import Any, TypeVar
 
 from edge.exc import ConfigError
 from edge.mastery.params import ParamSet, parse_params
+from edge.tomlfile import read_toml
 
 T = TypeVar("T")
 DEFAULTS = "<defaults>"
@@ -309,14 +309,4 @@ def load_config(path: str | os.PathLike[str] | None = None) -> EdgeConfig:
         path = os.environ.get("EDGE_CONFIG") or None
     if path is None:
         return EdgeConfig()
-    file = os.fspath(path)
-    try:
-        with open(file, "rb") as f:
-            data = tomllib.load(f)
-    except FileNotFoundError:
-        raise ConfigError(file, "", "no such file") from None
-    except OSError as e:
-        raise ConfigError(file, "", f"cannot read: {e.strerror}") from None
-    except tomllib.TOMLDecodeError as e:
-        raise ConfigError(file, "", f"invalid TOML: {e}") from None
-    return parse_config(data, file)
+    return parse_config(read_toml(path), os.fspath(path))

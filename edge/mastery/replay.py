@@ -9,7 +9,6 @@ from __future__ import annotations
 import csv
 import io
 import re
-import tomllib
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -18,8 +17,9 @@ from pathlib import Path
 
 import numpy as np
 
-from edge.exc import ConfigError, EdgeError
+from edge.exc import EdgeError
 from edge.mastery.params import ParamSet, parse_params
+from edge.tomlfile import read_toml
 from native import bkt
 
 EVENT_COLUMNS = ("event_id", "student", "skill", "correct", "timestamp")
@@ -133,17 +133,7 @@ def read_events(path: str | Path) -> list[Event]:
 
 def load_params_file(path: str | Path) -> ParamSet:
     """A PARAMS.toml with `[default]` and optional `[skills."<skill>"]` tables (errors name the key)."""
-    file = str(path)
-    try:
-        with open(path, "rb") as f:
-            data = tomllib.load(f)
-    except FileNotFoundError:
-        raise ConfigError(file, "", "no such file") from None
-    except OSError as e:
-        raise ConfigError(file, "", f"cannot read: {e.strerror}") from None
-    except tomllib.TOMLDecodeError as e:
-        raise ConfigError(file, "", f"invalid TOML: {e}") from None
-    return parse_params(data, file)
+    return parse_params(read_toml(path), str(path))
 
 
 def params_array(params: ParamSet, skills: Sequence[str]) -> np.ndarray:

@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-import tomllib
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal
 
 from edge.exc import PlanError
+from edge.tomlfile import read_toml
 
 KINDS = ("online", "teacher", "offline")
 Phase = Literal["work", "warning", "transition"]
@@ -210,13 +210,4 @@ def parse_plan(doc: Mapping[str, Any], file: str) -> Plan:
 
 def load_plan(path: str) -> Plan:
     """Read and validate a plan file."""
-    try:
-        with open(path, "rb") as f:
-            doc = tomllib.load(f)
-    except FileNotFoundError:
-        raise PlanError(path, "", "no such file") from None
-    except OSError as e:
-        raise PlanError(path, "", f"cannot read: {e.strerror}") from None
-    except tomllib.TOMLDecodeError as e:
-        raise PlanError(path, "", f"invalid TOML: {e}") from None
-    return parse_plan(doc, path)
+    return parse_plan(read_toml(path, PlanError), path)
