@@ -1,13 +1,14 @@
 """Lesson cache vs nginx on loopback, peer measured in the same run; and a cold "dozen students" storm.
 
-1. Warm hits: nginx (Debian package, sendfile on) and our cache (`edge cache serve`, a file:// origin) serve
-   the same 50 MB and 200 KB files to 36 and 1 connections (wrk, else a small asyncio client):
-   requests/s and p99 for both, and the ratio.
-2. Cold storm: 36 simultaneous requests for an uncached 50 MB object behind a rate-limited upstream:
-   upstream request count, each client's time to first byte relative to upstream's first byte, and the
-   last client's finish divided by the upstream transfer time.
+1. Warm hits: nginx (Debian package, sendfile on, `worker_processes 2`) and our cache (`edge cache serve`,
+   a file:// origin) with `workers = 1` and with `workers = 2` serve the same 50 MB and 200 KB files to 36
+   and 1 connections (wrk, else a small asyncio client): requests/s and p99 for both, and the ratio.
+   nginx is measured right after the cache for each row (the machine's load drifts).
+2. Cold storm, for each workers setting: 36 simultaneous requests for an uncached 50 MB object behind a
+   rate-limited upstream: upstream request count, each client's time to first byte relative to upstream's
+   first byte, and the last client's finish divided by the upstream transfer time.
 
-Runs in about a minute. `python bench/cache_vs_nginx.py`.
+Runs in about a minute and a half. `python bench/cache_vs_nginx.py`.
 """
 
 from __future__ import annotations
@@ -30,6 +31,8 @@ SMALL = 200 * 1024
 DURATION_S = 4
 STORM_CLIENTS = 36
 STORM_RATE = 10 * 1024 * 1024  # bytes/s from the "internet": 5 s for 50 MB
+WORKERS = (1, 2)  # cache worker processes measured
+NGINX_WORKERS = 2  # nginx worker_processes: as many as the cache's largest setting, for fairness
 ROOT = Path(__file__).resolve().parent.parent
 
 
@@ -116,7 +119,7 @@ def start_nginx(work: Path, pack: Path) -> tuple[subprocess.Popen[bytes] | None,
     port = _free_port()
     conf = work / "nginx.conf"
     user = "user root;\n" if os.geteuid() == 0 else ""
-    conf.write_text(f"""{user}worker_processes auto;
+    conf.write_text(f"""{user}worker_processes {NGINX_WORKERS};
 daemon off;
 pid {work}/nginx.pid;
 error_log {work}/nginx-error.log;
@@ -140,13 +143,14 @@ http {{
     return proc, port, ""
 
 
-def start_cache(work: Path, pack: Path, upstream_port: int) -> tuple[subprocess.Popen[bytes], int]:
+def start_cache(work: Path, pack: Path, upstream_port: int, workers: int) -> tuple[subprocess.Popen[bytes], int]:
     port = _free_port()
-    cfg = work / "edge.toml"
+    cfg = work / f"edge-{workers}.toml"
     cfg.write_text(f"""[cache]
 host = "127.0.0.1"
 port = {port}
-dir = "{work / 'cache'}"
+workers = {workers}
+dir = "{work / f'cache-{workers}'}"
 stall_timeout_s = 30.0
 [cache.origins]
 pack = "{pack.as_uri()}"
@@ -242,8 +246,20 @@ async def storm(cache_port: int, upstream_port: int) -> dict[str, float]:
 
 # -- main ---------------------------------------------------------------------------------------------
 
+def _storm_report(cport: int, uport: int) -> None:
+    print(f"  cold storm: {STORM_CLIENTS} clients, uncached {BIG // 2**20} MB object, upstream limited to "
+          f"{STORM_RATE / 2**20:.0f} MB/s")
+    s = asyncio.run(storm(cport, uport))
+    print(f"    upstream requests: {s['upstream_requests']:.0f}   complete bodies: {s['complete']:.0f}/"
+          f"{STORM_CLIENTS}")
+    print(f"    first byte after upstream's first byte: median {s['ttfb_ms_median']:.1f} ms, "
+          f"max {s['ttfb_ms_max']:.1f} ms")
+    print(f"    upstream transfer {s['upstream_transfer_s']:.2f} s; last client finished at "
+          f"{s['last_finish_ratio']:.2f}x the upstream transfer time")
+
+
 def main() -> None:
-    """Run both parts and print the figures (ratios are ours / nginx)."""
+    """Run both parts for each workers setting and print the figures (ratios are ours / nginx)."""
     with tempfile.TemporaryDirectory(prefix="cache-bench-") as tmp:
         work = Path(tmp)
         work.chmod(0o755)
@@ -251,50 +267,55 @@ def main() -> None:
         pack.mkdir()
         (pack / "big.bin").write_bytes(os.urandom(BIG))
         (pack / "small.bin").write_bytes(os.urandom(SMALL))
-        upstream, uport = start_upstream(BIG, STORM_RATE)
-        cache, cport = start_cache(work, pack, uport)
         nginx, nport, why = start_nginx(work, pack)
+        tool = "wrk" if shutil.which("wrk") else "asyncio client (wrk missing)"
+        print(f"warm hits on loopback, {DURATION_S} s per run, load from {tool}; "
+              f"nginx with worker_processes {NGINX_WORKERS}, sendfile on")
+        if nginx is None:
+            print(f"  nginx: not measured: {why}")
         try:
-            for name in ("big.bin", "small.bin"):  # warm the cache
-                subprocess.run(["curl", "-s", "-o", "/dev/null", f"http://127.0.0.1:{cport}/pack/{name}"], check=True)
-            tool = "wrk" if shutil.which("wrk") else "asyncio client (wrk missing)"
-            print(f"warm hits on loopback, {DURATION_S} s per run, load from {tool}")
-            if nginx is None:
-                print(f"  nginx: not measured: {why}")
-            print(f"  {'file':10} {'conns':>5} {'cache req/s':>12} {'p99 ms':>8} {'nginx req/s':>12} {'p99 ms':>8} "
-                  f"{'ratio':>6}")
-            for name in ("big.bin", "small.bin"):
-                for conns in (36, 1):
-                    ours, our_p99 = load(f"http://127.0.0.1:{cport}/pack/{name}", conns)
-                    if nginx is not None:
-                        peer, peer_p99 = load(f"http://127.0.0.1:{nport}/{name}", conns)
-                        ratio = f"{ours / peer:6.2f}"
-                        peer_s = f"{peer:12.1f} {peer_p99:8.1f}"
-                    else:
-                        ratio, peer_s = "   n/a", f"{'n/a':>12} {'n/a':>8}"
-                    print(f"  {name:10} {conns:5d} {ours:12.1f} {our_p99:8.1f} {peer_s} {ratio}")
-            print(f"cold storm: {STORM_CLIENTS} clients, uncached {BIG // 2**20} MB object, upstream limited to "
-                  f"{STORM_RATE / 2**20:.0f} MB/s")
-            s = asyncio.run(storm(cport, uport))
-            print(f"  upstream requests: {s['upstream_requests']:.0f}   complete bodies: {s['complete']:.0f}/"
-                  f"{STORM_CLIENTS}")
-            print(f"  first byte after upstream's first byte: median {s['ttfb_ms_median']:.1f} ms, "
-                  f"max {s['ttfb_ms_max']:.1f} ms")
-            print(f"  upstream transfer {s['upstream_transfer_s']:.2f} s; last client finished at "
-                  f"{s['last_finish_ratio']:.2f}x the upstream transfer time")
-            # Upstream down: every cached object still served.
-            _stop(upstream)
-            served = 0
-            names = ["pack/big.bin", "pack/small.bin", "up/storm.mp4"]
-            for name in names:
-                r = subprocess.run(["curl", "-s", "-o", "/dev/null", "-w", "%{http_code}",
-                                    f"http://127.0.0.1:{cport}/{name}"], capture_output=True, text=True)
-                served += r.stdout == "200"
-            print(f"upstream down: {served}/{len(names)} cached objects served ({100 * served / len(names):.0f}%)")
+            for workers in WORKERS:
+                # A fresh upstream per setting: its request count and timings belong to this storm only.
+                upstream, uport = start_upstream(BIG, STORM_RATE)
+                cache, cport = start_cache(work, pack, uport, workers)
+                try:
+                    _run_one(workers, cport, nginx is not None, nport, uport, upstream)
+                finally:
+                    for p in (cache, upstream):
+                        _stop(p)
         finally:
-            for p in (cache, upstream, nginx):
-                if p is not None:
-                    _stop(p)
+            if nginx is not None:
+                _stop(nginx)
+
+
+def _run_one(workers: int, cport: int, with_nginx: bool, nport: int, uport: int,
+             upstream: subprocess.Popen[bytes]) -> None:
+    for name in ("big.bin", "small.bin"):  # warm the cache
+        subprocess.run(["curl", "-s", "-o", "/dev/null", f"http://127.0.0.1:{cport}/pack/{name}"], check=True)
+    print(f"cache with workers = {workers}")
+    print(f"  {'file':10} {'conns':>5} {'cache req/s':>12} {'p99 ms':>8} {'nginx req/s':>12} {'p99 ms':>8} "
+          f"{'ratio':>6}")
+    for name in ("big.bin", "small.bin"):
+        for conns in (36, 1):
+            ours, our_p99 = load(f"http://127.0.0.1:{cport}/pack/{name}", conns)
+            if with_nginx:
+                peer, peer_p99 = load(f"http://127.0.0.1:{nport}/{name}", conns)
+                ratio = f"{ours / peer:6.2f}"
+                peer_s = f"{peer:12.1f} {peer_p99:8.1f}"
+            else:
+                ratio, peer_s = "   n/a", f"{'n/a':>12} {'n/a':>8}"
+            print(f"  {name:10} {conns:5d} {ours:12.1f} {our_p99:8.1f} {peer_s} {ratio}", flush=True)
+    _storm_report(cport, uport)
+    # Upstream down: every cached object still served.
+    _stop(upstream)
+    served = 0
+    names = ["pack/big.bin", "pack/small.bin", "up/storm.mp4"]
+    for name in names:
+        r = subprocess.run(["curl", "-s", "-o", "/dev/null", "-w", "%{http_code}",
+                            f"http://127.0.0.1:{cport}/{name}"], capture_output=True, text=True)
+        served += r.stdout == "200"
+    print(f"  upstream down: {served}/{len(names)} cached objects served ({100 * served / len(names):.0f}%)",
+          flush=True)
 
 
 if __name__ == "__main__":

@@ -43,13 +43,16 @@ def add_admin_routes(app: web.Application, svc: CacheService, token: str) -> Non
 
     async def health(request: web.Request) -> web.Response:
         down = [name for name in svc.origins if svc.is_down(name)]
-        return web.json_response({"ok": True, "objects": len(svc.store), "upstreams_down": down})
+        return web.json_response({"ok": True, "objects": len(svc.store), "upstreams_down": down,
+                                  "worker": svc.worker})
 
     async def stats(request: web.Request) -> web.Response:
         return web.json_response(svc.snapshot())
 
     async def objects(request: web.Request) -> web.Response:
         now = time.time()
+        if svc.locks is not None:
+            svc.store.sync()  # several workers: list the shared index, not this worker's view of it
         return web.json_response([
             {"key": e.key, "size": e.size, "sha256": e.sha256, "pinned": e.pinned, "fresh": now < e.fresh_until,
              "fetched_at": e.fetched_at, "last_access": e.last_access}

@@ -13,6 +13,7 @@ from typing import Any
 from content_cache.prefetch import PrefetchState, load_manifest, run_prefetch
 from content_cache.server import build_service, start_cache
 from content_cache.store import Store
+from content_cache.workers import serve_workers
 from edge.cli_support import config_from
 from edge.exc import EdgeError
 
@@ -35,6 +36,14 @@ def register(sub: Any, parent: argparse.ArgumentParser) -> None:
 
 def cmd_serve(args: argparse.Namespace) -> int:
     config = config_from(args)
+    c = config.cache
+    announce = f"lesson cache serving on http://{c.host}:{c.port}/ (Ctrl-C to stop)"
+    if c.workers > 1:
+        if c.port == 0:
+            raise EdgeError("cache.workers > 1 needs a fixed cache.port (each worker binds it with SO_REUSEPORT)")
+        serve_workers(config, f"{announce[:-1]}, {c.workers} worker processes)")
+        print("lesson cache stopped", flush=True)
+        return 0
 
     async def run() -> None:
         stop = asyncio.Event()
@@ -45,8 +54,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
             runner = await start_cache(config)
         except OSError as e:
             raise EdgeError(f"cannot listen on {config.cache.host}:{config.cache.port}: {e.strerror}") from None
-        print(f"lesson cache serving on http://{config.cache.host}:{config.cache.port}/ (Ctrl-C to stop)",
-              flush=True)
+        print(announce, flush=True)
         try:
             await stop.wait()
         finally:
@@ -85,7 +93,8 @@ def cmd_prefetch(args: argparse.Namespace) -> int:
         raise EdgeError("--jobs must be at least 1")
 
     async def run() -> int:
-        svc = build_service(config)
+        # Alongside a multi-worker `edge cache serve`, take part in its per-object download locks.
+        svc = build_service(config, shared=config.cache.workers > 1)
         try:
             items = load_manifest(args.manifest, svc.origins)
             state_box: list[PrefetchState] = []

@@ -8,13 +8,15 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import html
 import logging
 import mimetypes
 import os
 import secrets
+import socket
 import time
-from typing import IO, Any
+from typing import Any
 
 from aiohttp import web
 from aiohttp.abc import AbstractStreamWriter
@@ -26,6 +28,7 @@ from content_cache.http import (
     check_conditionals,
     http_date,
     if_range_allows,
+    is_strong,
     parse_http_date,
     parse_range,
 )
@@ -41,6 +44,9 @@ SERVICE: web.AppKey[CacheService] = web.AppKey("content_cache.service", CacheSer
 CHUNK = 256 * 1024
 NEAR_SEEK = 2 * 1024 * 1024  # a range starting within this of what has arrived waits for the download
 ACCESS_FLUSH_S = 30.0
+TARGET_MEMO = 8192  # resolved request targets remembered per process
+# Request headers that make a hit more than "send the whole body": checked once, parsed only if present.
+_CONDITIONAL = ("Range", "If-Match", "If-None-Match", "If-Modified-Since", "If-Unmodified-Since")
 
 
 def json_error(status: int, message: str, **extra: Any) -> web.Response:
@@ -48,12 +54,18 @@ def json_error(status: int, message: str, **extra: Any) -> web.Response:
     return web.json_response({"error": message, "status": status, **extra}, status=status)
 
 
-class CachedFileResponse(web.FileResponse):
-    """A FileResponse for an already-open body and a range we chose; keeps sendfile, skips its checks."""
+class CachedFileResponse(web.StreamResponse):
+    """A committed body (an open fd) or a range of it, sent with sendfile(2).
 
-    def __init__(self, fobj: IO[bytes], offset: int, count: int, status: int, headers: dict[str, str]) -> None:
-        super().__init__(fobj.name, status=status, headers=headers)
-        self._fobj = fobj
+    Not `web.FileResponse`: that one builds a `pathlib.Path`, decides preconditions and ranges itself (it
+    ignores ETag If-Range and refuses multi-range) and goes through `loop.sendfile` even when the whole body
+    fits into the socket buffer. Here one non-blocking `os.sendfile` usually sends a small body at once; only
+    what does not fit goes through `loop.sendfile` (zero-copy too), which waits for the socket.
+    """
+
+    def __init__(self, fd: int, offset: int, count: int, status: int, headers: dict[str, str]) -> None:
+        super().__init__(status=status, headers=headers)
+        self._fd = fd
         self._offset = offset
         self._count = count
         self.content_length = count
@@ -61,14 +73,55 @@ class CachedFileResponse(web.FileResponse):
     async def prepare(self, request: web.BaseRequest) -> AbstractStreamWriter | None:
         if self.prepared:
             return self._payload_writer
+        fd = self._fd
+        transport = request.transport
+        sock = transport.get_extra_info("socket") if transport is not None else None
+        corked = False
         try:
-            if request.method == "HEAD":
-                return await web.StreamResponse.prepare(self, request)
-            # FileResponse._sendfile: loop.sendfile (zero-copy) with aiohttp's own fallback; a private
-            # method, but it is what makes hits as fast as nginx (aiohttp is pinned in the venv).
-            return await self._sendfile(request, self._fobj, self._offset, self._count)
+            if sock is not None and request.method != "HEAD" and self._count:
+                # Cork: the header block and the body leave in full segments instead of a header packet first.
+                with contextlib.suppress(OSError):
+                    sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_CORK, 1)
+                    corked = True
+            writer = await super().prepare(request)
+            if request.method == "HEAD" or not self._count:
+                return writer
+            if transport is None or sock is None or transport.is_closing():
+                raise ConnectionResetError("connection lost")
+            offset, count = self._offset, self._count
+            if not transport.get_write_buffer_size():
+                # Nothing queued in the transport (the headers went out): write to the socket directly.
+                try:
+                    out = sock.fileno()
+                    while count:
+                        sent = os.sendfile(out, fd, offset, count)
+                        if not sent:
+                            raise ConnectionResetError("body shrank")  # cannot happen for committed bodies
+                        offset += sent
+                        count -= sent
+                except BlockingIOError:
+                    pass  # the socket buffer is full: the rest waits for the loop
+                except (BrokenPipeError, ConnectionError) as e:
+                    raise ConnectionResetError(str(e)) from None
+            if corked:  # headers and the first buffer-full are out together; don't hold back the rest
+                corked = False
+                with contextlib.suppress(OSError):
+                    sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_CORK, 0)
+            if count:
+                with open(fd, "rb", buffering=0, closefd=False) as fobj:
+                    await request._loop.sendfile(transport, fobj, offset, count)
+            await super().write_eof()
+            return writer
         finally:
-            self._fobj.close()
+            os.close(fd)
+            if corked and sock is not None and transport is not None and not transport.is_closing():
+                with contextlib.suppress(OSError):
+                    sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_CORK, 0)
+
+
+@functools.lru_cache(maxsize=4096)
+def _guess_type(key: str) -> str:
+    return mimetypes.guess_type(key.split("?", 1)[0])[0] or "application/octet-stream"
 
 
 def _base_headers(etag: str | None, last_modified: str | None, content_type: str | None, key: str,
@@ -78,7 +131,7 @@ def _base_headers(etag: str | None, last_modified: str | None, content_type: str
         h["ETag"] = etag
     if last_modified:
         h["Last-Modified"] = last_modified
-    h["Content-Type"] = content_type or mimetypes.guess_type(key.split("?", 1)[0])[0] or "application/octet-stream"
+    h["Content-Type"] = content_type or _guess_type(key)
     return h
 
 
@@ -92,6 +145,7 @@ class Handlers:
 
     def __init__(self, svc: CacheService) -> None:
         self.svc = svc
+        self._targets: dict[str, Target] = {}
 
     # -- entry point -----------------------------------------------------------------------------------
 
@@ -106,14 +160,25 @@ class Handlers:
     async def get(self, request: web.Request) -> web.StreamResponse:
         if request.method not in ("GET", "HEAD"):
             return json_error(405, f"method {request.method} not allowed: the cache is read-only")
-        try:
-            target = resolve_target(request.raw_path, self.svc.origins)
-        except TargetError as e:
-            return json_error(e.status, e.message)
+        raw = request.raw_path
+        target = self._targets.get(raw)
+        if target is None:
+            try:
+                target = resolve_target(raw, self.svc.origins)
+            except TargetError as e:
+                return json_error(e.status, e.message)
+            # Memoised per process (origins are fixed for the app's life): on a hit, resolving a file://
+            # path (realpath: a few syscalls) was a tenth of the request. A bounded map, reset when full.
+            if len(self._targets) >= TARGET_MEMO:
+                self._targets.clear()
+            self._targets[raw] = target
         svc = self.svc
         entry = svc.store.get(target.key)
+        now = time.time()
+        if entry is not None and now >= entry.fresh_until and svc.locks is not None:
+            # Another worker may have refreshed or replaced it: our in-memory mirror can be behind.
+            entry = svc.store.reload(target.key)
         if entry is not None:
-            now = time.time()
             if now < entry.fresh_until:
                 return await self.serve_entry(request, entry, "HIT", target)
             stale_for = now - entry.fresh_until
@@ -132,25 +197,30 @@ class Handlers:
         svc = self.svc
         try:
             # Opening a cached body is a metadata lookup; cheaper inline than a thread hop per hit.
-            fobj = open(svc.store.body_path(entry), "rb")  # noqa: SIM115 - closed by the response
+            fd = os.open(svc.store.body_path(entry), os.O_RDONLY)
         except FileNotFoundError:
-            # Replaced or evicted by another process (prefetch CLI, check): re-read the index, else fetch.
-            svc.store.forget(entry.key)
-            newer = svc.store.get(entry.key)
+            # Replaced or evicted by another process (prefetch CLI, check, another worker): re-read the
+            # index, else fetch.
+            newer = svc.store.reload(entry.key)
             if newer is not None and newer.body != entry.body:
                 return await self.serve_entry(request, newer, label, target)
             svc.store.remove(entry.key)
             dl, joined = svc.download(target)
             return await self.serve_download(request, dl, joined, None, target)
-        svc.serving[entry.key] += 1
+        serving = svc.serving
+        key = entry.key
+        serving[key] += 1
         try:
-            return await self._send_file(request, entry, label, fobj)
+            return await self._send_file(request, entry, label, fd)
         finally:
-            svc.release_serving(entry.key)
+            if serving[key] <= 1:
+                del serving[key]
+            else:
+                serving[key] -= 1
 
-    async def _send_file(self, request: web.Request, entry: Entry, label: str, fobj: IO[bytes], *,
+    async def _send_file(self, request: web.Request, entry: Entry, label: str, fd: int, *,
                          count: bool = True) -> web.StreamResponse:
-        """Serve a committed body; `count=False` when the caller already counted a miss/coalesced wait."""
+        """Serve a committed body (`fd` is ours to close); `count=False` when the caller already counted."""
         svc = self.svc
         svc.store.touch(entry)
         if count and label == "STALE":
@@ -164,39 +234,40 @@ class Handlers:
             headers["Cache-Control"] = entry.cache_control
         if entry.content_encoding:
             headers["Content-Encoding"] = entry.content_encoding
-        lm = parse_http_date(entry.last_modified)
         size = entry.size
-        cond = check_conditionals(request.headers, etag, lm)
-        if cond is not None:
-            fobj.close()
-            return _precondition_response(cond, headers)
-        ranges = None
-        if "Range" in request.headers and if_range_allows(request.headers, etag, lm):
-            try:
-                ranges = parse_range(request.headers["Range"], size)
-            except Unsatisfiable:
-                fobj.close()
-                headers["Content-Range"] = f"bytes */{size}"
-                return json_error_with(416, "range not satisfiable", headers, size=size)
-        if ranges and len(ranges) > 1:
-            try:
-                return await self._multipart(request, fobj, ranges, size, headers)
-            finally:
-                fobj.close()
-        if ranges:
-            start, end = ranges[0]
-            headers["Content-Range"] = f"bytes {start}-{end - 1}/{size}"
-            status = 206
-        else:
-            start, end, status = 0, size, 200
+        start, end, status = 0, size, 200
+        req_headers = request.headers
+        if any(name in req_headers for name in _CONDITIONAL):  # most hits carry none of these: skip the parsing
+            lm = parse_http_date(entry.last_modified)
+            cond = check_conditionals(req_headers, etag, lm)
+            if cond is not None:
+                os.close(fd)
+                return _precondition_response(cond, headers)
+            ranges = None
+            if "Range" in req_headers and if_range_allows(req_headers, etag, lm):
+                try:
+                    ranges = parse_range(req_headers["Range"], size)
+                except Unsatisfiable:
+                    os.close(fd)
+                    headers["Content-Range"] = f"bytes */{size}"
+                    return json_error_with(416, "range not satisfiable", headers, size=size)
+            if ranges and len(ranges) > 1:
+                try:
+                    return await self._multipart(request, fd, ranges, size, headers)
+                finally:
+                    os.close(fd)
+            if ranges:
+                start, end = ranges[0]
+                headers["Content-Range"] = f"bytes {start}-{end - 1}/{size}"
+                status = 206
         if request.method != "HEAD":
             svc.stats.bytes_served += end - start
-        resp = CachedFileResponse(fobj, start, end - start, status, headers)
-        with contextlib.suppress(ConnectionResetError):  # the client left mid-transfer: normal when seeking
+        resp = CachedFileResponse(fd, start, end - start, status, headers)
+        with contextlib.suppress(ConnectionError):  # the client left mid-transfer: normal when seeking
             await resp.prepare(request)
         return resp
 
-    async def _multipart(self, request: web.Request, fobj: IO[bytes], ranges: list[tuple[int, int]], size: int,
+    async def _multipart(self, request: web.Request, fd: int, ranges: list[tuple[int, int]], size: int,
                          headers: dict[str, str]) -> web.StreamResponse:
         """A multipart/byteranges 206 (RFC 9110 §14.6), parts in the order asked."""
         boundary = secrets.token_hex(16)
@@ -212,7 +283,6 @@ class Handlers:
         await resp.prepare(request)
         if request.method == "HEAD":
             return resp
-        fd = fobj.fileno()
         try:
             for head, (s, e) in zip(heads, ranges, strict=True):
                 await resp.write(head)
@@ -256,14 +326,15 @@ class Handlers:
                 keep = {k: v for k, v in dl.headers.items() if k in ("Content-Type", "Location", "Retry-After")}
                 keep["X-Cache"] = "MISS"
                 return web.Response(status=dl.status, body=dl.passthrough_body, headers=keep)
+            joined = joined or dl.followed  # another worker's download counts as coalesced too
             label = "COALESCED" if joined else "MISS"
             if joined:
                 svc.stats.coalesced += 1
             else:
                 svc.stats.misses += 1
             if dl.ok and dl.entry is not None and svc.store.get(target.key) is dl.entry:
-                fobj = open(svc.store.body_path(dl.entry), "rb")  # noqa: SIM115 - closed by the response
-                return await self._send_file(request, dl.entry, label, fobj, count=False)
+                fd = os.open(svc.store.body_path(dl.entry), os.O_RDONLY)
+                return await self._send_file(request, dl.entry, label, fd, count=False)
             return await self._stream(request, dl, label, target)
         finally:
             dl.release_reader()
@@ -306,12 +377,24 @@ class Handlers:
         if request.method == "HEAD":
             return resp
         try:
-            fd = os.open(dl.path, os.O_RDONLY)
+            fd = dl.open_reader()
         except FileNotFoundError:
             return _abort(request, resp)  # the download failed and cleaned up before we could join
+        source, rep = dl.source, dl.rep
         try:
             pos = start
             while end is None or pos < end:
+                if dl.source != source:
+                    # Another worker took the download over (or committed it): other file, same bytes only if
+                    # the representation is the same one our headers announced.
+                    if dl.rep != rep or not is_strong(rep[0]):
+                        log.warning("aborting %s to a client after %d bytes: the object changed mid-download",
+                                    target.key, pos)
+                        return _abort(request, resp)
+                    os.close(fd)
+                    fd = -1
+                    fd = dl.open_reader()
+                    source = dl.source
                 wake = dl.progress()
                 limit = dl.received
                 if not dl.ok and total is not None:
@@ -333,8 +416,11 @@ class Handlers:
             await resp.write_eof()
         except ConnectionResetError:
             pass  # client went away; the download carries on for everyone else
+        except FileNotFoundError:
+            return _abort(request, resp)  # the new source vanished (its download failed too)
         finally:
-            os.close(fd)
+            if fd >= 0:
+                os.close(fd)
         return resp
 
     async def _far_range(self, request: web.Request, dl: Download, start: int, end: int,
@@ -398,18 +484,25 @@ def effective_origins(config: EdgeConfig) -> dict[str, str]:
     return {"demo": pack.resolve().as_uri()}
 
 
-def build_service(config: EdgeConfig) -> CacheService:
+def build_service(config: EdgeConfig, *, shared: bool = False, worker: int = 0) -> CacheService:
+    """The cache's service; `shared` when several worker processes serve the same cache dir."""
     c = config.cache
     return CacheService.create(
         config.cache_dir, effective_origins(config), default_ttl_s=c.default_ttl_s, max_bytes=c.max_bytes,
-        backoff_s=c.backoff_s, stall_timeout_s=c.stall_timeout_s,
+        backoff_s=c.backoff_s, stall_timeout_s=c.stall_timeout_s, shared=shared, worker=worker,
     )
 
 
-def make_app(config: EdgeConfig) -> web.Application:
-    """The cache as an aiohttp application (a fresh service per app: tests build one per test)."""
-    svc = build_service(config)
-    svc.store.check()  # clear temp files of dead writers (a crash mid-download) before serving
+def make_app(config: EdgeConfig, *, worker: int | None = None) -> web.Application:
+    """The cache as an aiohttp application (a fresh service per app: tests build one per test).
+
+    `worker` (0..N-1) makes it one of N worker processes sharing the cache dir: downloads coordinate
+    through per-object locks, and the startup repair is left to the parent (which runs it before any
+    worker starts: a worker that restarts must not remove another worker's just-renamed body).
+    """
+    svc = build_service(config, shared=worker is not None, worker=worker or 0)
+    if worker is None:
+        svc.store.check()  # clear temp files of dead writers (a crash mid-download) before serving
     app = web.Application()
     app[SERVICE] = svc
     h = Handlers(svc)

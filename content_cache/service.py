@@ -9,6 +9,7 @@ is an independent task: it finishes even if the client that started it leaves.
 from __future__ import annotations
 
 import asyncio
+import base64
 import contextlib
 import hashlib
 import logging
@@ -22,6 +23,7 @@ from typing import Any, Literal
 from multidict import CIMultiDict
 
 from content_cache.http import freshness, parse_http_date
+from content_cache.locks import ObjectLock, ObjectLocks
 from content_cache.paths import Target
 from content_cache.store import Entry, Store
 from content_cache.upstream import Upstream, UpstreamError
@@ -30,6 +32,7 @@ log = logging.getLogger(__name__)
 
 Outcome = Literal["pending", "body", "not_modified", "passthrough", "error"]
 PASSTHROUGH_LIMIT = 64 * 1024  # non-200 upstream answers (404 pages...) are relayed, up to this size
+FOLLOW_POLL_S = 0.005  # how often a follower looks at the leader's temp file and lock (a few syscalls)
 
 
 @dataclass
@@ -65,7 +68,12 @@ class Expect:
 
 
 class Download:
-    """One in-flight upstream fetch (or conditional revalidation) of one object."""
+    """One in-flight upstream fetch (or conditional revalidation) of one object.
+
+    With several worker processes (`svc.locks` set) the download first takes the object's lock: the holder
+    fetches from upstream (leader); any other worker follows the leader's growing temp file, and takes the
+    lock over if the leader dies before publishing an outcome.
+    """
 
     def __init__(self, svc: CacheService, target: Target, stale: Entry | None, expect: Expect | None) -> None:
         self.svc = svc
@@ -81,12 +89,17 @@ class Download:
         self.received = 0
         self.tmp = svc.store.new_temp()
         self.path = self.tmp  # what readers open: the temp file, then the committed body
+        self.source = ""  # which download's bytes readers get; a change means a different file (takeover)
         self.entry: Entry | None = None  # committed (or refreshed) entry once finished
         self.stored = False
         self.readers = 0
         self.ready = asyncio.Event()  # outcome known (headers, 304, error)
         self.finished = asyncio.Event()
         self._progress = asyncio.Event()
+        self._wfd = -1  # leader: the temp file being written
+        self._src_fd = -1  # follower: the leader's temp file (readers get dups: it may be renamed or unlinked)
+        self._lock: ObjectLock | None = None
+        self.followed = False  # another worker process held the lock: its download, not ours
         self.task = asyncio.get_running_loop().create_task(self._run(), name=f"download {target.key}")
 
     @property
@@ -102,6 +115,11 @@ class Download:
     def last_modified(self) -> float | None:
         return parse_http_date(self.headers.get("Last-Modified"))
 
+    @property
+    def rep(self) -> tuple[str | None, int | None]:
+        """What a reader that already sent headers relies on: the representation's ETag and length."""
+        return self.etag, self.total
+
     def progress(self) -> asyncio.Event:
         """An event set at the next progress (bytes, end or failure): grab it before checking state."""
         return self._progress
@@ -110,89 +128,280 @@ class Download:
         ev, self._progress = self._progress, asyncio.Event()
         ev.set()
 
+    def open_reader(self) -> int:
+        """A read fd on the bytes of the current source (the caller closes it)."""
+        if self._src_fd >= 0:
+            return os.dup(self._src_fd)
+        return os.open(self.path, os.O_RDONLY)
+
     def release_reader(self) -> None:
         self.readers -= 1
-        if self.readers <= 0 and self.finished.is_set() and not self.stored:
+        if self.readers <= 0 and self.finished.is_set():
+            self._cleanup()
+
+    def _cleanup(self) -> None:
+        if not self.stored:
             self.tmp.unlink(missing_ok=True)
+        self._close_src()
+
+    def _close_src(self) -> None:
+        if self._src_fd >= 0:
+            os.close(self._src_fd)
+            self._src_fd = -1
 
     async def _run(self) -> None:
         svc, t = self.svc, self.target
-        fd = -1
+        cancelled = False
+        try:
+            if svc.locks is None:
+                await self._fetch()
+            else:
+                self._lock = svc.locks.lock(t.key)
+                if self._lock.try_acquire():
+                    await self._lead()
+                else:
+                    await self._follow()
+        except UpstreamError as e:
+            self._fail(e)
+        except asyncio.CancelledError:
+            cancelled = True
+            self.error = UpstreamError("down", "download cancelled (cache shutting down)")
+            raise
+        except OSError as e:  # our own disk: full, read-only...
+            self._fail(UpstreamError("down", f"cache disk error: {e.strerror}"))
+        finally:
+            if self._wfd >= 0:
+                os.close(self._wfd)
+                self._wfd = -1
+            if self.outcome == "pending":
+                self.outcome = "error" if self.error else "passthrough"
+            if self._lock is not None:
+                if self._lock.held and not cancelled:
+                    with contextlib.suppress(OSError):
+                        self._lock.write_meta(self._outcome_meta())
+                self._lock.close()  # cancelled: no outcome published, so another worker takes over
+            svc.inflight.pop(t.key, None)
+            self.finished.set()
+            self.ready.set()
+            self._notify()
+            if self.readers <= 0:
+                self._cleanup()
+
+    # -- leader: this process talks to upstream --------------------------------------------------------
+
+    async def _lead(self) -> None:
+        """Holding the lock: fetch, unless another worker has just finished the object."""
+        lock = self._lock
+        assert lock is not None and lock.held
+        meta = lock.read_meta()
+        if meta is not None and "outcome" not in meta and isinstance(meta.get("tmp"), str):
+            # A leader died mid-download: its temp file is nobody's now.
+            (self.svc.store.tmp / Path(meta["tmp"]).name).unlink(missing_ok=True)
+        lock.clear_meta()
+        current = self.svc.store.reload(self.target.key)
+        if current is not None and self.expect.sha256 in (None, current.sha256) and self.expect.size in (
+                None, current.size):
+            if time.time() < current.fresh_until:
+                self._finish_from_entry(current, f"index:{current.body}")
+                return
+            if self.outcome != "body":
+                self.stale = current  # the newest validators, whoever stored them
+        elif self.outcome != "body":
+            self.stale = None
+        await self._fetch()
+
+    def _publish(self) -> None:
+        if self._lock is not None and self._lock.held:
+            self._lock.write_meta({
+                "id": self.source, "pid": os.getpid(), "tmp": self.tmp.name, "status": self.status,
+                "headers": list(self.headers.items()), "total": self.total,
+            })
+
+    def _outcome_meta(self) -> dict[str, Any]:
+        out: dict[str, Any] = {"id": self.source, "pid": os.getpid(), "outcome": self.outcome,
+                               "stored": self.stored, "status": self.status, "headers": list(self.headers.items()),
+                               "total": self.total}
+        if self.outcome == "passthrough":
+            out["body"] = base64.b64encode(self.passthrough_body).decode()
+        if self.error is not None:
+            out["error"] = [self.error.kind, self.error.message]
+        return out
+
+    async def _fetch(self) -> None:
+        svc, t = self.svc, self.target
         req: dict[str, str] = {"Accept-Encoding": "identity"}
         if self.stale is not None:
             if self.stale.etag:
                 req["If-None-Match"] = self.stale.etag
             if self.stale.last_modified:
                 req["If-Modified-Since"] = self.stale.last_modified
-        try:
-            async with svc.upstream.open(t.url, req) as up:
-                self.status = up.status
-                if up.status >= 500:
-                    raise UpstreamError("status", f"upstream answered {up.status}")
-                svc.mark_healthy(t.origin)
-                if up.status == 304 and self.stale is not None:
-                    self._refresh(up.headers)
-                    return
-                if up.status != 200:
-                    body = b""
-                    async for chunk in up.chunks:
-                        body += chunk
-                        if len(body) >= PASSTHROUGH_LIMIT:
-                            break
-                    self.headers = CIMultiDict(up.headers)
-                    self.passthrough_body = body[:PASSTHROUGH_LIMIT]
-                    self.outcome = "passthrough"
-                    if up.status in (404, 410) and self.stale is not None:
-                        svc.store.remove(t.key)  # gone upstream: stop serving it
-                    return
-                self.headers = CIMultiDict(up.headers)
-                length = up.headers.get("Content-Length")
-                self.total = int(length) if length and length.isdigit() else None
-                fr = freshness(up.headers, svc.default_ttl_s)
-                fd = os.open(self.tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
-                self.outcome = "body"
-                self.ready.set()
-                sha = hashlib.sha256()
+        async with svc.upstream.open(t.url, req) as up:
+            self.status = up.status
+            if up.status >= 500:
+                raise UpstreamError("status", f"upstream answered {up.status}")
+            svc.mark_healthy(t.origin)
+            if up.status == 304 and self.stale is not None:
+                self._refresh(up.headers)
+                return
+            if up.status != 200:
+                body = b""
                 async for chunk in up.chunks:
-                    # Plain write(): the bytes land in the page cache; fsync (in a thread) comes once, at the end.
-                    view = memoryview(chunk)
-                    while view:
-                        view = view[os.write(fd, view):]
-                    sha.update(chunk)
-                    self.received += len(chunk)
-                    svc.stats.bytes_fetched += len(chunk)
-                    self._notify()
-                if self.total is not None and self.received != self.total:
-                    raise UpstreamError("short", f"upstream sent {self.received} of {self.total} bytes")
-                digest = sha.hexdigest()
-                if self.expect.size is not None and self.expect.size != self.received:
-                    raise UpstreamError("verify", f"size {self.received} != manifest size {self.expect.size}")
-                if self.expect.sha256 is not None and self.expect.sha256.lower() != digest:
-                    raise UpstreamError("verify", f"sha256 {digest} != manifest sha256 {self.expect.sha256}")
-                await asyncio.get_running_loop().run_in_executor(None, os.fsync, fd)
-                os.close(fd)
-                fd = -1
-                self.total = self.received
-                if fr.store:
-                    self._commit(digest, fr.fresh_until, fr.swr_s, fr.sie_s)
-        except UpstreamError as e:
-            self._fail(e)
-        except asyncio.CancelledError:
-            self.error = UpstreamError("down", "download cancelled (cache shutting down)")
-            raise
-        except OSError as e:  # our own disk: full, read-only...
-            self._fail(UpstreamError("down", f"cache disk error: {e.strerror}"))
-        finally:
-            if fd >= 0:
-                os.close(fd)
-            if self.outcome == "pending":
-                self.outcome = "error" if self.error else "passthrough"
-            svc.inflight.pop(t.key, None)
-            self.finished.set()
+                    body += chunk
+                    if len(body) >= PASSTHROUGH_LIMIT:
+                        break
+                self.headers = CIMultiDict(up.headers)
+                self.passthrough_body = body[:PASSTHROUGH_LIMIT]
+                self.outcome = "passthrough"
+                if up.status in (404, 410) and self.stale is not None:
+                    svc.store.remove(t.key)  # gone upstream: stop serving it
+                return
+            self.headers = CIMultiDict(up.headers)
+            length = up.headers.get("Content-Length")
+            self.total = int(length) if length and length.isdigit() else None
+            fr = freshness(up.headers, svc.default_ttl_s)
+            self._wfd = os.open(self.tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
+            # From here readers read our temp file (after a takeover: instead of the dead leader's).
+            self._close_src()
+            self.path = self.tmp
+            self.source = self.tmp.name
+            self.received = 0
+            self.outcome = "body"
+            self._publish()
             self.ready.set()
             self._notify()
-            if self.readers <= 0 and not self.stored:
-                self.tmp.unlink(missing_ok=True)
+            fd = self._wfd
+            sha = hashlib.sha256()
+            async for chunk in up.chunks:
+                # Plain write(): the bytes land in the page cache; fsync (in a thread) comes once, at the end.
+                view = memoryview(chunk)
+                while view:
+                    view = view[os.write(fd, view):]
+                sha.update(chunk)
+                self.received += len(chunk)
+                svc.stats.bytes_fetched += len(chunk)
+                self._notify()
+            if self.total is not None and self.received != self.total:
+                raise UpstreamError("short", f"upstream sent {self.received} of {self.total} bytes")
+            digest = sha.hexdigest()
+            if self.expect.size is not None and self.expect.size != self.received:
+                raise UpstreamError("verify", f"size {self.received} != manifest size {self.expect.size}")
+            if self.expect.sha256 is not None and self.expect.sha256.lower() != digest:
+                raise UpstreamError("verify", f"sha256 {digest} != manifest sha256 {self.expect.sha256}")
+            await asyncio.get_running_loop().run_in_executor(None, os.fsync, fd)
+            os.close(fd)
+            self._wfd = -1
+            self.total = self.received
+            if fr.store:
+                self._commit(digest, fr.fresh_until, fr.swr_s, fr.sie_s)
+
+    # -- follower: another worker holds the lock and talks to upstream ---------------------------------
+
+    async def _follow(self) -> None:
+        """Stream the leader's growing temp file; take over if it dies without an outcome."""
+        lock = self._lock
+        assert lock is not None
+        self.followed = True
+        loop = asyncio.get_running_loop()
+        tmp_dir = self.svc.store.tmp
+        last_change = loop.time()
+        while True:
+            if lock.try_acquire():
+                meta = lock.read_meta()
+                if meta is not None and "outcome" in meta and self._adopt_outcome(meta):
+                    return
+                await self._take_over()
+                return
+            meta = lock.read_meta()
+            if (meta is not None and "outcome" not in meta and meta.get("id") != self.source
+                    and isinstance(meta.get("tmp"), str) and _pid_alive(int(meta.get("pid", 0)))):
+                try:
+                    fd = os.open(tmp_dir / Path(meta["tmp"]).name, os.O_RDONLY)
+                except FileNotFoundError:
+                    pass  # already renamed into place: the outcome follows
+                else:
+                    self._adopt_progress(meta, fd)
+                    last_change = loop.time()
+            if self._src_fd >= 0:
+                size = os.fstat(self._src_fd).st_size
+                if size > self.received:
+                    self.received = size
+                    self._notify()
+                    last_change = loop.time()
+            if loop.time() - last_change > self.svc.follow_timeout_s:
+                raise UpstreamError("stall", f"the worker downloading this object made no progress for "
+                                             f"{self.svc.follow_timeout_s:g} s")
+            await asyncio.sleep(FOLLOW_POLL_S)
+
+    def _adopt_progress(self, meta: dict[str, Any], fd: int) -> None:
+        self._close_src()
+        self._src_fd = fd
+        self.source = str(meta["id"])
+        self.status = int(meta.get("status", 200))
+        self.headers = CIMultiDict((str(k), str(v)) for k, v in meta.get("headers", []))
+        total = meta.get("total")
+        self.total = total if isinstance(total, int) else None
+        self.received = os.fstat(fd).st_size
+        self.outcome = "body"
+        self.ready.set()
+        self._notify()
+
+    def _adopt_outcome(self, meta: dict[str, Any]) -> bool:
+        """Take the leader's published outcome; False when it is unusable here (then we fetch ourselves)."""
+        kind = meta["outcome"]
+        source = str(meta.get("id", ""))
+        if kind in ("body", "not_modified"):
+            entry = self.svc.store.reload(self.target.key)
+            if entry is not None and (kind == "not_modified" or meta.get("stored")):
+                self._finish_from_entry(entry, source if kind == "body" else f"index:{entry.body}")
+                return True
+            # Not stored (no-store): usable only if we hold the whole temp file it was streamed from.
+            if kind != "body" or source != self.source or self._src_fd < 0:
+                return False
+            size = os.fstat(self._src_fd).st_size
+            if size != meta.get("total", size):
+                return False
+            self.total = self.received = size
+            self._notify()
+            return True
+        if kind == "passthrough":
+            if self.outcome == "body":
+                return False
+            self.status = int(meta.get("status", 502))
+            self.headers = CIMultiDict((str(k), str(v)) for k, v in meta.get("headers", []))
+            self.passthrough_body = base64.b64decode(meta.get("body", ""))
+            self.outcome = "passthrough"
+            return True
+        if kind == "error" and isinstance(meta.get("error"), list):
+            err_kind, message = meta["error"]
+            if err_kind in ("down", "stall", "status", "short", "verify"):
+                self._fail(UpstreamError(err_kind, str(message)))
+                return True
+        return False
+
+    async def _take_over(self) -> None:
+        """The leader went away without an outcome: we hold the lock now, so we fetch."""
+        was_body = self.outcome == "body"
+        log.warning("taking over the download of %s (the worker downloading it went away)", self.target.key)
+        await self._lead()
+        if was_body and self.outcome != "body":
+            raise UpstreamError("status", "the object changed upstream while it was being downloaded")
+
+    def _finish_from_entry(self, entry: Entry, source: str) -> None:
+        """The object is committed (by another worker): serve readers from the committed body."""
+        if self.outcome != "body" or source != self.source:
+            # Readers of another file (if any) switch to the body when the representation is the same.
+            self._close_src()
+            self.path = self.svc.store.body_path(entry)
+            self.source = source
+        self.headers = CIMultiDict((k, v) for k, v in (
+            ("ETag", entry.etag), ("Last-Modified", entry.last_modified), ("Content-Type", entry.content_type),
+            ("Content-Encoding", entry.content_encoding), ("Cache-Control", entry.cache_control)) if v)
+        self.total = self.received = entry.size
+        self.status = 200
+        self.entry = entry
+        self.stored = True
+        self.outcome = "body"
+        self._notify()
 
     def _refresh(self, headers: Any) -> None:
         """A 304: new freshness (and validators if sent) for the body we already have."""
@@ -236,6 +445,18 @@ class Download:
         log.warning("download of %s failed: %s", self.target.key, e.message)
 
 
+def _pid_alive(pid: int) -> bool:
+    if pid <= 0:
+        return False
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
 @dataclass
 class CacheService:
     """Everything a cache process shares between requests; one per app (tests build one per test)."""
@@ -251,14 +472,22 @@ class CacheService:
     serving: Counter[str] = field(default_factory=Counter)
     health: dict[str, OriginHealth] = field(default_factory=dict)
     pin_requests: dict[str, bool] = field(default_factory=dict)
+    # Set when several worker processes share the cache dir: downloads coordinate through per-object locks.
+    locks: ObjectLocks | None = None
+    worker: int = 0
+    follow_timeout_s: float = 70.0  # a follower gives up on a leader that shows no progress for this long
     _background: set[asyncio.Task[Any]] = field(default_factory=set)
 
     @classmethod
     def create(
         cls, directory: Path, origins: dict[str, str], *, default_ttl_s: float, max_bytes: int,
-        backoff_s: float, stall_timeout_s: float,
+        backoff_s: float, stall_timeout_s: float, shared: bool = False, worker: int = 0,
     ) -> CacheService:
-        return cls(Store(directory), Upstream(stall_timeout_s), dict(origins), default_ttl_s, max_bytes, backoff_s)
+        store = Store(directory)
+        return cls(store, Upstream(stall_timeout_s), dict(origins), default_ttl_s, max_bytes, backoff_s,
+                   locks=ObjectLocks(store.dir / "locks") if shared else None, worker=worker,
+                   # the leader's own stall timeout fires first; this only catches a leader that hangs
+                   follow_timeout_s=2 * stall_timeout_s + 10.0)
 
     async def close(self) -> None:
         for dl in list(self.inflight.values()):
@@ -315,6 +544,10 @@ class CacheService:
 
     def evict_to_fit(self) -> None:
         """Evict least-recently-used entries until under max_bytes; pinned/in-flight/being-served stay."""
+        if self.locks is not None:
+            # Other workers commit, pin and evict too: count and choose from the whole shared index. (A body
+            # another worker is sending stays readable through its open fd after the unlink.)
+            self.store.sync()
         if self.store.total_bytes <= self.max_bytes:
             return
         protected = set(self.inflight) | set(self.serving)
@@ -335,8 +568,12 @@ class CacheService:
 
     def snapshot(self) -> dict[str, Any]:
         now = time.time()
+        if self.locks is not None:
+            self.store.sync()  # objects/bytes of the whole shared cache, not only what this worker has seen
         return {
             **asdict(self.stats),
+            "worker": self.worker,  # with several workers: this worker's counters only
+            "pid": os.getpid(),
             "upstream_requests": self.upstream.requests,
             "objects": len(self.store),
             "bytes_stored": self.store.total_bytes,

@@ -134,6 +134,8 @@ class CacheConfig:
     admin_token: str = ""
     stall_timeout_s: float = _checked(30.0, _positive)
     backoff_s: float = _checked(60.0, _positive)
+    # `edge cache serve` worker processes sharing the port (SO_REUSEPORT) and the index; 1 = one process.
+    workers: int = _checked(1, _positive)
     origins: dict[str, str] = field(default_factory=dict)
 
 

@@ -205,3 +205,36 @@ async def test_kill_mid_download_restart_serves_nothing_half(tmp_path: Path) -> 
         assert (r2.status, r2.x_cache, r2.body) == (200, "MISS", body)
     finally:
         await h.__aexit__()
+
+
+def test_stores_sharing_a_dir_never_write_back_an_old_version(tmp_path: Path) -> None:
+    """Two worker processes' stores: a stale in-memory copy must not overwrite the other's newer commit."""
+    import dataclasses
+
+    from content_cache.store import Entry
+
+    a, b = Store(tmp_path), Store(tmp_path)
+
+    def commit(store: Store, data: bytes) -> Entry:
+        tmp = store.new_temp()
+        tmp.write_bytes(data)
+        entry = Entry(key="up/x", url="http://o/x", origin="up", body=store.body_name("up/x"), size=len(data),
+                      sha256="0" * 64, fetched_at=0.0, fresh_until=0.0)
+        store.commit(tmp, entry)
+        return entry
+
+    old = commit(a, b"old")
+    assert b.get("up/x") is not None and b.get("up/x").body == old.body  # type: ignore[union-attr]
+    new = commit(b, b"newer")
+    assert not (tmp_path / "bodies" / old.body).exists()  # b removed the body a had indexed
+    a.touch(old)
+    a.flush_access()  # a's copy is outdated: the index keeps b's version
+    assert a.reload("up/x") == dataclasses.replace(new, last_access=a.reload("up/x").last_access)  # type: ignore[union-attr]
+    b.update(dataclasses.replace(new, pinned=True))
+    a.sync()
+    assert a.get("up/x").pinned and a.total_bytes == len(b"newer")  # type: ignore[union-attr]
+    b.remove("up/x")
+    a.sync()
+    assert a.get("up/x") is None and a.total_bytes == 0
+    a.close()
+    b.close()
