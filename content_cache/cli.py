@@ -5,10 +5,11 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
-import signal
 import sys
 from pathlib import Path
 from typing import Any
+
+from aiohttp import web
 
 from content_cache.prefetch import PrefetchState, load_manifest, run_prefetch
 from content_cache.server import build_service, start_cache
@@ -16,6 +17,7 @@ from content_cache.store import Store
 from content_cache.workers import serve_workers
 from edge.cli_support import config_from
 from edge.exc import EdgeError
+from edge.sdnotify import serve_until_signal
 
 
 def register(sub: Any, parent: argparse.ArgumentParser) -> None:
@@ -45,22 +47,18 @@ def cmd_serve(args: argparse.Namespace) -> int:
         print("lesson cache stopped", flush=True)
         return 0
 
-    async def run() -> None:
-        stop = asyncio.Event()
-        loop = asyncio.get_running_loop()
-        for sig in (signal.SIGTERM, signal.SIGINT):
-            loop.add_signal_handler(sig, stop.set)
+    async def start() -> web.AppRunner:
         try:
             runner = await start_cache(config)
         except OSError as e:
             raise EdgeError(f"cannot listen on {config.cache.host}:{config.cache.port}: {e.strerror}") from None
         print(announce, flush=True)
-        try:
-            await stop.wait()
-        finally:
-            await runner.cleanup()  # finishes in-flight responses' bookkeeping, closes the index cleanly
+        return runner
 
-    asyncio.run(run())
+    async def cleanup(runner: web.AppRunner) -> None:
+        await runner.cleanup()  # finishes in-flight responses' bookkeeping, closes the index cleanly
+
+    asyncio.run(serve_until_signal(start, cleanup))
     print("lesson cache stopped", flush=True)
     return 0
 

@@ -33,6 +33,7 @@ from content_cache.server import effective_origins, make_app
 from content_cache.store import Store
 from edge.config import EdgeConfig
 from edge.exc import EdgeError
+from edge.sdnotify import notify, watchdog_interval
 
 log = logging.getLogger(__name__)
 
@@ -182,14 +183,18 @@ def serve_workers(config: EdgeConfig, announce: str) -> None:
     old_wakeup = signal.set_wakeup_fd(wake_w)
     old_handlers = {sig: signal.signal(sig, on_signal) for sig in (signal.SIGTERM, signal.SIGINT)}
     pool = _Pool(config)
+    watchdog = watchdog_interval() is not None
     try:
         readers = {i: pool.start(i) for i in range(n)}
         problems = [msg for i, r in readers.items() if (msg := pool.await_ready(i, r)) != "ok"]
         if problems:
             raise EdgeError("; ".join(problems))
         print(announce, flush=True)
+        notify("READY=1")
         while not stop:
             wait([p.sentinel for p in pool.procs.values()] + [wake_r], timeout=1.0)
+            if watchdog:
+                notify("WATCHDOG=1")  # the supervising loop is alive; dead workers are restarted below
             with contextlib.suppress(BlockingIOError):
                 os.read(wake_r, 512)
             if stop:
@@ -210,6 +215,7 @@ def serve_workers(config: EdgeConfig, announce: str) -> None:
                 if msg != "ok":
                     log.error("cache worker %d did not restart: %s", i, msg)
     finally:
+        notify("STOPPING=1")
         pool.stop_all()
         guard.close()
         signal.set_wakeup_fd(old_wakeup)

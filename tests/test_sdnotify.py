@@ -44,7 +44,19 @@ def test_watchdog_interval_is_half_the_timeout(monkeypatch: pytest.MonkeyPatch) 
     assert watchdog_interval() is None
 
 
-def test_mastery_serve_tells_systemd_ready_feeds_the_watchdog_and_stops(tmp_path: Path) -> None:
+@pytest.mark.parametrize(
+    ("command", "section", "extra"),
+    [
+        (["mastery", "serve"], "mastery", 'class_key = "k"\n'),
+        (["cache", "serve"], "cache", ""),
+        (["cache", "serve"], "cache", "workers = 2\n"),
+        (["web", "serve"], "web", ""),
+    ],
+    ids=["mastery", "cache", "cache-2-workers", "web"],
+)
+def test_serve_tells_systemd_ready_feeds_the_watchdog_and_stops(tmp_path: Path, command: list[str], section: str,
+                                                                extra: str) -> None:
+    """What the Type=notify units rely on: READY once listening, WATCHDOG pings, STOPPING, exit 0."""
     import signal
     import subprocess
     import sys
@@ -53,26 +65,25 @@ def test_mastery_serve_tells_systemd_ready_feeds_the_watchdog_and_stops(tmp_path
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
     cfg = tmp_path / "edge.toml"
-    cfg.write_text(f'[unit]\nstate_dir = "{tmp_path}/state"\n[mastery]\nhost = "127.0.0.1"\nport = {port}\n'
-                   'class_key = "k"\n')
+    cfg.write_text(f'[unit]\nstate_dir = "{tmp_path}/state"\n[{section}]\nhost = "127.0.0.1"\nport = {port}\n{extra}')
     path = str(tmp_path / "notify")
     with socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM) as server:
         server.bind(path)
         server.settimeout(30)
-        proc = subprocess.Popen([sys.executable, "-m", "edge", "mastery", "serve", "--config", str(cfg)],
-                                env={**os.environ, "NOTIFY_SOCKET": path, "WATCHDOG_USEC": "200000"},
-                                stderr=subprocess.DEVNULL)
+        proc = subprocess.Popen([sys.executable, "-m", "edge", *command, "--config", str(cfg)],
+                                env={**os.environ, "NOTIFY_SOCKET": path, "WATCHDOG_USEC": "400000",
+                                     "GPIOZERO_PIN_FACTORY": "mock"},
+                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         try:
             got = [server.recv(100) for _ in range(3)]
-            assert got[0] == b"READY=1"
-            assert got[1:] == [b"WATCHDOG=1", b"WATCHDOG=1"]
+            assert got == [b"READY=1", b"WATCHDOG=1", b"WATCHDOG=1"]
             with socket.create_connection(("127.0.0.1", port), timeout=5):
                 pass  # it listens once it said READY
             proc.send_signal(signal.SIGTERM)
             while (msg := server.recv(100)) == b"WATCHDOG=1":
                 pass
             assert msg == b"STOPPING=1"
-            assert proc.wait(timeout=20) == 0
+            assert proc.wait(timeout=30) == 0
         finally:
             proc.kill()
             proc.wait()
