@@ -20,7 +20,7 @@ native: $(STAMP)
 run: native
 	$(VENV)/bin/edge run $(ARGS)
 
-test: native browser-deps
+test: native browser-deps lrs
 	$(PY) -m pytest -q $(ARGS)
 
 lint: $(STAMP)
@@ -33,6 +33,10 @@ bench: native
 # Debian's Chromium for the page tests (Playwright's own browser download does not work here).
 browser-deps:
 	command -v chromium >/dev/null || (apt-get update -qq && apt-get install -y -qq chromium >/dev/null)
+
+# Ralph, a real xAPI LRS, in its own venv (.lrs/venv) for the district-sync tests; never a product dependency.
+lrs:
+	$(PYTHON) tests/sync/lrs.py
 
 clean:
 	rm -rf build $(VENV) native/*.so native/*.c

@@ -21,6 +21,7 @@ REGISTRARS = (
     "edge.web.cli",
     "edge.mastery.cli",
     "content_cache.cli",
+    "edge.sync.cli",
 )
 
 

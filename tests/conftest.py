@@ -6,12 +6,17 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import hypothesis  # noqa: F401  (see below)
 import pytest
 from gpiozero import Device
 from gpiozero.pins.mock import MockFactory, MockPWMPin
 
 from edge.clock import FakeClock
 from edge.config import EdgeConfig, parse_config
+
+# Import hypothesis here, at a shallow stack: its pytest plugin otherwise imports it for the first time in the
+# terminal summary, deep inside pytest's hooks, where CPython 3.11.7's AST depth check fails with
+# "SystemError: AST constructor recursion depth mismatch" (gh-106905) when a run has no hypothesis test.
 
 
 @pytest.fixture

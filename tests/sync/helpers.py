@@ -1,0 +1,36 @@
+"""Statements and district settings for the sync tests (no pytest import: the campaign worker uses them)."""
+
+from __future__ import annotations
+
+import json
+import uuid
+from typing import Any
+
+from edge.config import DistrictConfig
+from tests.sync.lrs import PASSWORD, USER
+
+
+def district(url: str, **kw: Any) -> DistrictConfig:
+    values: dict[str, Any] = {"lrs_url": url, "lrs_user": USER, "lrs_password": PASSWORD, "batch_size": 100}
+    values.update(kw)
+    return DistrictConfig(**values)
+
+
+def statement(i: int, *, student: str | None = None, success: bool = True) -> dict[str, Any]:
+    return {
+        "id": str(uuid.uuid4()),
+        "actor": {"objectType": "Agent",
+                  "account": {"homePage": "https://sis.example.org", "name": student or f"stu-{i % 37:04d}"}},
+        "verb": {"id": "http://adlnet.gov/expapi/verbs/answered", "display": {"en-US": "answered"}},
+        "object": {"objectType": "Activity", "id": f"https://lessons.example.org/fractions/q{i % 50}"},
+        "result": {"success": success},
+        "timestamp": f"2026-03-02T09:{(i // 60) % 60:02d}:{i % 60:02d}.000Z",
+    }
+
+
+def items(n: int, start: int = 0) -> list[tuple[str, str]]:
+    out = []
+    for i in range(start, start + n):
+        st = statement(i)
+        out.append((st["id"], json.dumps(st)))
+    return out
