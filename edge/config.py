@@ -150,6 +150,10 @@ class MasteryConfig:
     params: ParamSet = field(default_factory=ParamSet)
     # lesson manifests (the prefetch JSON) whose items map xAPI activity ids to skills
     manifests: list[str] = field(default_factory=list)
+    # a snapshot statement per changed student×skill goes to the district this often
+    snapshot_minutes: float = _checked(15.0, _positive)
+    # account homePage of the students in statements the unit builds itself (compact evidence, snapshots)
+    account_home_page: str = _checked("https://classroom-edge.invalid/students", _url("http", "https"))
 
 
 @dataclass(frozen=True)
@@ -162,6 +166,9 @@ class DistrictConfig:
     roster_url: str = _checked("", _url("http", "https", "file"))
     batch_size: int = _checked(500, _positive)
     ca_file: str = ""
+    sync_interval_s: float = _checked(30.0, _positive)  # an upload round this often (sooner when woken)
+    max_requests_per_s: float = _checked(0.0, _non_negative)  # 0 = no limit
+    roster_names: bool = False  # keep student names from the roster (never logged); default: ids only
 
 
 @dataclass(frozen=True)

@@ -135,6 +135,12 @@ class MasteryState:
                 return [CellView(st, skill, prior, 0) for st in sorted(self.students)]
             return [self._view(s, k, st, skill) for st, s in sorted(self.students.items())]
 
+    def cells(self) -> list[CellView]:
+        """Every (student, skill) with at least one response."""
+        with self._lock:
+            return [self._view(s, k, st, sk) for st, s in self.students.items() for sk, k in self.skills.items()
+                    if self._counts[s, k] > 0]
+
     def by_student(self, student: str) -> list[CellView] | None:
         """The skills `student` has answered, or None for an unknown student."""
         with self._lock:

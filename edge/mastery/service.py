@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import binascii
+import contextlib
 import dataclasses
 import hmac
 import json
@@ -21,6 +22,7 @@ import uuid
 from collections.abc import Awaitable, Callable, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -42,6 +44,9 @@ from edge.mastery.xapi import (
     validate_statement,
 )
 from edge.sdnotify import serve_until_signal
+from edge.sync.outbox import Outbox
+from edge.sync.service import SyncService
+from edge.sync.status import outbox_path
 
 log = logging.getLogger(__name__)
 XAPI_VERSION = "1.0.3"
@@ -83,7 +88,28 @@ class Mastery:
     executor: ThreadPoolExecutor
     activity_skills: Mapping[str, str]
     queue: asyncio.Queue[tuple[WriteRequest, asyncio.Future[None]]]
+    sync: SyncService
     writer: asyncio.Task[None] | None = None
+    background: list[asyncio.Task[None]] = dataclasses.field(default_factory=list)
+    stop: asyncio.Event = dataclasses.field(default_factory=asyncio.Event)
+
+    async def snapshot_once(self) -> int:
+        """Queue mastery snapshots of the cells that changed; wakes the uploader if there were any."""
+        bands = self.config.mastery.bands
+        n: int = await self.run_db(lambda: self.store.queue_snapshots(
+            self.state.cells(), datetime.now(UTC), self.config.unit, lambda p: band(p, bands)))
+        if n:
+            log.info("queued %d mastery snapshots for the district", n)
+            self.sync.wake()
+        return n
+
+    async def snapshot_loop(self) -> None:
+        """Every `snapshot_minutes`, and once more when the service stops."""
+        every = self.config.mastery.snapshot_minutes * 60
+        while not self.stop.is_set():
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self.stop.wait(), timeout=every)
+            await self.snapshot_once()
 
     async def run_db(self, fn: Callable[[], Any]) -> Any:
         return await asyncio.get_running_loop().run_in_executor(self.executor, fn)
@@ -308,6 +334,21 @@ async def get_student(request: web.Request) -> web.StreamResponse:
                               "skills": _cells(views, m.config.mastery.bands, "skill")})
 
 
+async def get_sync(request: web.Request) -> web.StreamResponse:
+    """District sync status: backlog, oldest unsent, last success/error, quarantined (also `edge sync status`)."""
+    m = request.app[MASTERY]
+    return web.json_response(await m.run_db(m.sync.status))
+
+
+async def post_sync(request: web.Request) -> web.StreamResponse:
+    """'Sync now': start an upload round at once (it runs in the background; poll GET for the outcome)."""
+    m = request.app[MASTERY]
+    if not m.config.district.lrs_url:
+        return error(409, "sync is off: no district.lrs_url configured (evidence is kept)", "district.lrs_url")
+    m.sync.wake()
+    return web.json_response({"status": "sync round started"}, status=202)
+
+
 def make_app(config: EdgeConfig, activity_skills: Mapping[str, str] | None = None) -> web.Application:
     """A fresh app on `config.state_dir / "mastery"`; the store opens on startup and closes on cleanup.
 
@@ -322,16 +363,25 @@ def make_app(config: EdgeConfig, activity_skills: Mapping[str, str] | None = Non
         params = effective_params(config, directory / "params.toml")
         executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="mastery-store")
         loop = asyncio.get_running_loop()
-        store = await loop.run_in_executor(executor, Store, directory / "mastery.sqlite3")
+        store = await loop.run_in_executor(executor, Store, directory / "mastery.sqlite3",
+                                           config.mastery.account_home_page)
         state = MasteryState(params)
         rows = await loop.run_in_executor(executor, store.all_evidence)
         await loop.run_in_executor(executor, state.load, rows)
-        m = Mastery(config, store, state, executor, skills_map, asyncio.Queue())
+        # the district sync runs in this process, on the outbox inside the same SQLite file
+        sync = SyncService(config, outbox=Outbox(outbox_path(config)))
+        m = Mastery(config, store, state, executor, skills_map, asyncio.Queue(), sync)
         m.writer = asyncio.create_task(m.writer_loop())
+        m.background = [asyncio.create_task(sync.run(m.stop)), asyncio.create_task(m.snapshot_loop())]
         app[MASTERY] = m
 
     async def cleanup(app: web.Application) -> None:
         m = app[MASTERY]
+        m.stop.set()  # the snapshot loop takes a last snapshot and ends; the uploader stops mid-round (safe)
+        sync_task, snapshot_task = m.background
+        sync_task.cancel()
+        await asyncio.gather(sync_task, asyncio.wait_for(snapshot_task, 30), return_exceptions=True)
+        m.sync.outbox.close()
         if m.writer is not None:
             m.writer.cancel()
             await asyncio.gather(m.writer, return_exceptions=True)
@@ -346,6 +396,8 @@ def make_app(config: EdgeConfig, activity_skills: Mapping[str, str] | None = Non
     app.router.add_post("/api/v1/evidence", post_evidence)
     app.router.add_get("/api/v1/mastery", get_mastery)
     app.router.add_get("/api/v1/mastery/students/{student}", get_student)
+    app.router.add_get("/api/v1/sync", get_sync)
+    app.router.add_post("/api/v1/sync", post_sync)
     return app
 
 

@@ -1,29 +1,34 @@
 """Durable evidence store: SQLite in WAL mode with synchronous=FULL, so a commit is fsynced before the ack.
 
-`statements` is the outbox the district sync reads (id, stored_at, body JSON, sent flag); `evidence` holds
-the scored responses the mastery model replays. One connection, used from one writer thread only.
+`statements` keeps every accepted statement (GET by id, audit); `evidence` holds the scored responses the
+mastery model replays; `sync_outbox` (edge.sync.outbox) queues what goes to the district, filled IN THE SAME
+transaction that stores a statement or compact evidence item, so nothing is acknowledged that sync would not
+send. One connection, used from one writer thread only.
 """
 
 from __future__ import annotations
 
 import json
 import sqlite3
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from edge.mastery.xapi import Evidence
+from edge.config import UnitConfig
+from edge.mastery.model import CellView
+from edge.mastery.xapi import Evidence, evidence_statement, outbound
+from edge.sync.outbox import Outbox
+from edge.sync.snapshots import snapshot_item
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS statements (
     id TEXT PRIMARY KEY,
     stored_at TEXT NOT NULL,         -- ISO 8601 UTC, when this unit accepted it
     digest TEXT NOT NULL,            -- sha256 of the statement as sent (a re-send must match it)
-    body TEXT NOT NULL,              -- the statement as stored (with id, timestamp, stored, authority, version)
-    sent INTEGER NOT NULL DEFAULT 0  -- 1 once the district LRS has it
+    body TEXT NOT NULL               -- the statement as stored (with id, timestamp, stored, authority, version)
 );
-CREATE INDEX IF NOT EXISTS statements_unsent ON statements (stored_at) WHERE sent = 0;
 CREATE TABLE IF NOT EXISTS evidence (
     id TEXT PRIMARY KEY,             -- statement id, or the id given to POST /api/v1/evidence
     student TEXT NOT NULL,
@@ -34,6 +39,12 @@ CREATE TABLE IF NOT EXISTS evidence (
     source TEXT NOT NULL             -- 'xapi' or 'api'
 );
 CREATE INDEX IF NOT EXISTS evidence_cell ON evidence (student, skill, ts_us, id);
+CREATE TABLE IF NOT EXISTS snapshot_marks (  -- what the last mastery snapshot sent, per cell
+    student TEXT NOT NULL,
+    skill TEXT NOT NULL,
+    responses INTEGER NOT NULL,
+    PRIMARY KEY (student, skill)
+);
 """
 
 
@@ -58,13 +69,15 @@ class WriteRequest:
 
 
 class Store:
-    def __init__(self, path: Path) -> None:
+    def __init__(self, path: Path, home_page: str = "https://classroom-edge.invalid/students") -> None:
+        self.home_page = home_page  # students' account homePage in statements built from compact evidence
         path.parent.mkdir(parents=True, exist_ok=True)
         # isolation_level=None: we issue BEGIN/COMMIT ourselves (savepoints per request inside a group)
         self.db = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
         self.db.execute("PRAGMA journal_mode=WAL")
         self.db.execute("PRAGMA synchronous=FULL")  # WAL + FULL: the WAL is fsynced at every commit
         self.db.executescript(SCHEMA)
+        Outbox.install(self.db)
 
     def close(self) -> None:
         self.db.close()
@@ -88,6 +101,7 @@ class Store:
                     if item.body is not None:
                         db.execute("INSERT INTO statements (id, stored_at, digest, body) VALUES (?, ?, ?, ?)",
                                    (item.id, req.stored_at, item.digest, json.dumps(item.body)))
+                        Outbox.add(db, item.id, json.dumps(outbound(item.body)))
                     ev = item.evidence
                     if ev is not None:
                         cur = db.execute(
@@ -97,6 +111,9 @@ class Store:
                              "xapi" if item.body is not None else "api"))
                         if cur.rowcount:
                             new.append(ev)
+                            if item.body is None:  # compact evidence reaches the district as a statement
+                                st = evidence_statement(ev, self.home_page)
+                                Outbox.add(db, st["id"], json.dumps(st))
                 if req.conflict is not None:
                     db.execute("ROLLBACK TO req")
                     db.execute("RELEASE req")
@@ -109,6 +126,33 @@ class Store:
             for req in requests:
                 req.new_evidence = []
             raise
+
+    def queue_snapshots(self, cells: Sequence[CellView], at: datetime, unit: UnitConfig,
+                        band: Callable[[float], str]) -> int:
+        """Queue one snapshot statement per cell whose response count changed since the last snapshot.
+
+        The marks and the queued statements commit together, so a crash neither loses nor repeats a snapshot.
+        """
+        db = self.db
+        db.execute("BEGIN IMMEDIATE")
+        try:
+            marks = {(st, sk): n for st, sk, n in db.execute("SELECT student, skill, responses FROM snapshot_marks")}
+            queued = 0
+            for c in cells:
+                if c.responses == marks.get((c.student, c.skill)):
+                    continue
+                sid, body = snapshot_item(student=c.student, skill=c.skill, p_mastery=c.p_known,
+                                          evidence_count=c.responses, at=at, home_page=self.home_page, unit=unit,
+                                          band=band(c.p_known))
+                Outbox.add(db, sid, body)
+                db.execute("INSERT OR REPLACE INTO snapshot_marks (student, skill, responses) VALUES (?, ?, ?)",
+                           (c.student, c.skill, c.responses))
+                queued += 1
+            db.execute("COMMIT")
+        except BaseException:
+            db.execute("ROLLBACK")
+            raise
+        return queued
 
     def statement(self, statement_id: str) -> dict[str, Any] | None:
         row = self.db.execute("SELECT body FROM statements WHERE id = ?", (statement_id,)).fetchone()

@@ -18,6 +18,7 @@ from typing import Any
 
 from edge.exc import EdgeError
 from edge.mastery.replay import parse_timestamp
+from edge.sync.snapshots import skill_iri
 
 EVIDENCE_VERBS = frozenset({"answered", "passed", "failed", "completed"})
 SKILL_EXTENSION = "https://w3id.org/xapi/classroom-edge/extensions/skill"
@@ -194,3 +195,29 @@ def now_us() -> int:
 
 def iso(us: int) -> str:
     return datetime.fromtimestamp(us / 1_000_000, UTC).isoformat(timespec="microseconds").replace("+00:00", "Z")
+
+
+_EVIDENCE_NS = uuid.UUID("0b6f3f7e-8c1d-5a3e-9f57-2d4c6e8a1b3f")
+ANSWERED = {"id": "http://adlnet.gov/expapi/verbs/answered", "display": {"en-US": "answered"}}
+
+
+def evidence_statement(ev: Evidence, home_page: str) -> dict[str, Any]:
+    """The xAPI statement the district receives for a compact `/api/v1/evidence` item.
+
+    Its id is a UUIDv5 of the item id, so the same item always makes the same statement (exactly once at the
+    LRS however often it is re-sent).
+    """
+    return {
+        "id": str(uuid.uuid5(_EVIDENCE_NS, ev.id)),
+        "actor": {"objectType": "Agent", "account": {"homePage": home_page, "name": ev.student}},
+        "verb": ANSWERED,
+        "object": {"objectType": "Activity", "id": skill_iri(ev.skill)},
+        "result": {"success": ev.correct},
+        "context": {"platform": "classroom-edge", "extensions": {SKILL_EXTENSION: ev.skill}},
+        "timestamp": iso(ev.ts_us),
+    }
+
+
+def outbound(body: Mapping[str, Any]) -> dict[str, Any]:
+    """A stored statement as it is sent on: `stored` and `authority` are the receiving LRS's to set."""
+    return {k: v for k, v in body.items() if k not in ("stored", "authority")}

@@ -53,7 +53,7 @@ def cmd_now(args: argparse.Namespace) -> int:
     outbox = Outbox(outbox_path(config))
 
     async def run() -> int:
-        up = Uploader(outbox, config.district)
+        up = Uploader(outbox, config.district, max_requests_per_s=config.district.max_requests_per_s or None)
         try:
             result = await up.run_round()
         finally:

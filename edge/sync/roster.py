@@ -2,7 +2,7 @@
 
 Source: a directory, a .zip (files at any depth), a `file://` URL, or the configured `district.roster_url`
 (http/https, a zip). Student ids are the pseudonymous `sourcedId`s. Names are kept only when the caller
-passes `keep_names=True` (meant to come from config) and never reach a log: log lines carry counts only.
+passes `keep_names=True` (from `district.roster_names`) and never reach a log: log lines carry counts only.
 
 Rules: the columns OneRoster 1.1 marks required must be present (extra columns are fine); every reference
 (class→school, user→orgs, enrollment→class/school/user, org→parent) must resolve, else a RosterError names
@@ -327,8 +327,13 @@ def load_roster(config: EdgeConfig) -> Roster | None:
     return Roster.from_json(p.read_bytes()) if p.exists() else None
 
 
-def import_roster(config: EdgeConfig, source: str, *, keep_names: bool = False) -> Roster:
-    """Read, validate and store the roster atomically (a bad import leaves the previous one in place)."""
+def import_roster(config: EdgeConfig, source: str, *, keep_names: bool | None = None) -> Roster:
+    """Read, validate and store the roster atomically (a bad import leaves the previous one in place).
+
+    Names are kept only if `keep_names` (default: `district.roster_names`) allows it.
+    """
+    if keep_names is None:
+        keep_names = config.district.roster_names
     files = read_source(config, source)
     roster = build_roster(files, previous=load_roster(config), school=config.unit.school, keep_names=keep_names)
     atomic_write(roster_path(config), roster.to_json())

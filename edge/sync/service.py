@@ -27,12 +27,14 @@ log = logging.getLogger(__name__)
 
 
 class SyncService:
-    def __init__(self, config: EdgeConfig, *, outbox: Outbox | None = None, interval_s: float = 30.0,
+    def __init__(self, config: EdgeConfig, *, outbox: Outbox | None = None, interval_s: float | None = None,
                  heartbeat_every_s: float = 300.0, concurrency: int = 2,
                  max_requests_per_s: float | None = None) -> None:
         self.config = config
         self.outbox = outbox or Outbox(outbox_path(config))
-        self.interval_s = interval_s
+        self.interval_s = interval_s if interval_s is not None else config.district.sync_interval_s
+        if max_requests_per_s is None and config.district.max_requests_per_s > 0:
+            max_requests_per_s = config.district.max_requests_per_s
         self.heartbeat_every_s = heartbeat_every_s
         self.uploader = (Uploader(self.outbox, config.district, concurrency=concurrency,
                                   max_requests_per_s=max_requests_per_s) if config.district.lrs_url else None)

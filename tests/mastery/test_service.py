@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import json
 import sqlite3
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
@@ -131,7 +132,12 @@ def test_statements_post_put_get_dedupe_conflict(tmp_path: Path) -> None:
     serve(make_config(tmp_path), body)
     db = sqlite3.connect(tmp_path / "mastery" / "mastery.sqlite3")
     assert db.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
-    assert db.execute("SELECT count(*), sum(sent) FROM statements").fetchone() == (3, 0)
+    assert db.execute("SELECT count(*) FROM statements").fetchone() == (3,)
+    # each stored statement was queued for the district in the same transaction, as the LRS should get it
+    queued = {i: json.loads(b) for i, b in db.execute("SELECT id, body FROM sync_outbox WHERE state = 0")}
+    queued = {i: b for i, b in queued.items() if not b["verb"]["id"].endswith("/estimated-mastery")}
+    assert set(queued) == {r[0] for r in db.execute("SELECT id FROM statements")}
+    assert all("stored" not in b and "authority" not in b and b["timestamp"] for b in queued.values())
 
 
 @pytest.mark.parametrize(
@@ -339,3 +345,49 @@ def test_a_bad_lesson_manifest_is_a_config_error(tmp_path: Path) -> None:
                            "mastery": {"class_key": KEY, "manifests": [str(manifest)]}}, "edge.toml")
     with pytest.raises(ConfigError, match=r"edge.toml: mastery.manifests\[0\]: .*activity and skill go together"):
         make_app(config)
+
+
+def test_compact_evidence_is_queued_for_the_district_as_statements(tmp_path: Path) -> None:
+    async def body(c: TestClient[Any, Any]) -> None:
+        items = [{"id": "ev-1", "student": "s9", "skill": "fractions", "correct": True, "timestamp": 1714557600},
+                 {"id": "ev-2", "student": "s9", "skill": "fractions", "correct": False, "timestamp": 1714557660}]
+        assert (await c.post("/api/v1/evidence", json=items, headers=AUTH)).status == 200
+        assert (await c.post("/api/v1/evidence", json=items, headers=AUTH)).status == 200  # a re-send: no-op
+
+    serve(make_config(tmp_path), body)
+    db = sqlite3.connect(tmp_path / "mastery" / "mastery.sqlite3")
+    queued = [json.loads(b) for (b,) in db.execute("SELECT body FROM sync_outbox ORDER BY seq")]
+    assert len(queued) == 3
+    assert queued[2]["verb"]["id"].endswith("/estimated-mastery")  # the snapshot taken when it stopped
+    first = queued[0]
+    assert first["actor"]["account"] == {"homePage": "https://classroom-edge.invalid/students", "name": "s9"}
+    assert first["result"] == {"success": True} and first["verb"]["id"].endswith("/answered")
+    assert first["timestamp"] == "2024-05-01T10:00:00.000000Z" and uuid.UUID(first["id"]).version == 5
+
+
+def test_snapshots_queue_only_changed_cells_and_sync_status(tmp_path: Path) -> None:
+    from edge.mastery.service import MASTERY
+
+    async def body(c: TestClient[Any, Any]) -> None:
+        m = c.server.app[MASTERY]
+        ev = [{"id": "e1", "student": "s1", "skill": "fractions", "correct": True, "timestamp": 1714557600}]
+        assert (await c.post("/api/v1/evidence", json=ev, headers=AUTH)).status == 200
+        assert await m.snapshot_once() == 1
+        assert await m.snapshot_once() == 0  # nothing changed since
+        ev = [{"id": "e2", "student": "s1", "skill": "fractions", "correct": False, "timestamp": 1714557700},
+              {"id": "e3", "student": "s2", "skill": "decimals", "correct": True, "timestamp": 1714557700}]
+        assert (await c.post("/api/v1/evidence", json=ev, headers=AUTH)).status == 200
+        assert await m.snapshot_once() == 2
+        r = await c.get("/api/v1/sync", headers=AUTH)
+        status = await r.json()
+        assert r.status == 200 and status["enabled"] is False and status["backlog"] == 3 + 3
+        r = await c.post("/api/v1/sync", headers=AUTH)
+        assert r.status == 409 and "district.lrs_url" in (await r.json())["error"]
+        assert (await c.get("/api/v1/sync")).status == 401
+
+    serve(make_config(tmp_path), body)
+    db = sqlite3.connect(tmp_path / "mastery" / "mastery.sqlite3")
+    snaps = [json.loads(b) for (b,) in db.execute("SELECT body FROM sync_outbox ORDER BY seq")
+             if json.loads(b)["verb"]["id"].endswith("/estimated-mastery")]
+    assert len(snaps) == 3  # nothing changed at shutdown: no fourth
+    assert {s["actor"]["account"]["name"] for s in snaps} == {"s1", "s2"}
