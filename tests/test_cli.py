@@ -78,6 +78,8 @@ def test_doctor_reports_the_pin_factory(tmp_path: Path) -> None:
     out = edge("doctor", "--config", str(cfg))
     assert out.returncode == 0, out.stderr
     assert "pin factory: MockFactory" in out.stdout
+    assert "BKT kernel: compiled (Cython)" in out.stdout
+    assert "district sync: off" in out.stdout
 
 
 def test_doctor_on_a_host_without_gpio_warns_and_falls_back(tmp_path: Path) -> None:
