@@ -25,7 +25,7 @@ from multidict import CIMultiDict
 from content_cache.http import freshness, parse_http_date
 from content_cache.locks import ObjectLock, ObjectLocks
 from content_cache.paths import Target
-from content_cache.store import Entry, Store
+from content_cache.store import Entry, Store, pid_alive
 from content_cache.upstream import Upstream, UpstreamError
 
 log = logging.getLogger(__name__)
@@ -313,7 +313,7 @@ class Download:
                 return
             meta = lock.read_meta()
             if (meta is not None and "outcome" not in meta and meta.get("id") != self.source
-                    and isinstance(meta.get("tmp"), str) and _pid_alive(int(meta.get("pid", 0)))):
+                    and isinstance(meta.get("tmp"), str) and pid_alive(int(meta.get("pid", 0)))):
                 try:
                     fd = os.open(tmp_dir / Path(meta["tmp"]).name, os.O_RDONLY)
                 except FileNotFoundError:
@@ -443,18 +443,6 @@ class Download:
         else:
             self.svc.mark_down(self.target.origin, e.message)
         log.warning("download of %s failed: %s", self.target.key, e.message)
-
-
-def _pid_alive(pid: int) -> bool:
-    if pid <= 0:
-        return False
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
 
 
 @dataclass

@@ -68,7 +68,10 @@ class CheckReport:
         return len(self.orphan_bodies) + len(self.temp_files) + len(self.dropped_entries)
 
 
-def _pid_alive(pid: int) -> bool:
+def pid_alive(pid: int) -> bool:
+    """Whether a process with this pid exists (the owner of a lock or temp file may have died)."""
+    if pid <= 0:
+        return False
     try:
         os.kill(pid, 0)
     except ProcessLookupError:
@@ -290,7 +293,7 @@ class Store:
         report = CheckReport()
         for tmp in self.tmp.glob("*.part"):
             pid = tmp.name.split(".", 1)[0]
-            if not pid.isdigit() or not _pid_alive(int(pid)) or int(pid) == os.getpid():
+            if not pid.isdigit() or not pid_alive(int(pid)) or int(pid) == os.getpid():
                 tmp.unlink(missing_ok=True)
                 report.temp_files.append(tmp.name)
         indexed: set[str] = set()

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+import inspect
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -17,6 +19,19 @@ from edge.config import EdgeConfig, parse_config
 # Import hypothesis here, at a shallow stack: its pytest plugin otherwise imports it for the first time in the
 # terminal summary, deep inside pytest's hooks, where CPython 3.11.7's AST depth check fails with
 # "SystemError: AST constructor recursion depth mismatch" (gh-106905) when a run has no hypothesis test.
+
+
+ASYNC_TEST_TIMEOUT_S = 60.0
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_pyfunc_call(pyfuncitem: pytest.Function) -> bool | None:
+    """Run `async def` tests in a fresh event loop (pytest-asyncio is not used), bounded so a hang fails."""
+    if not inspect.iscoroutinefunction(pyfuncitem.obj):
+        return None
+    kwargs = {name: pyfuncitem.funcargs[name] for name in pyfuncitem._fixtureinfo.argnames}
+    asyncio.run(asyncio.wait_for(pyfuncitem.obj(**kwargs), ASYNC_TEST_TIMEOUT_S))
+    return True
 
 
 @pytest.fixture

@@ -1,13 +1,12 @@
 """Fixtures for the lesson cache: a test-controlled upstream server and a cache app, both on 127.0.0.1.
 
-pytest-aiohttp is not installed: `async def test_*` functions here run under `asyncio.run` (hook below),
+`async def test_*` functions run under `asyncio.run` (the hook in tests/conftest.py),
 and each test starts and stops its own servers through `Harness` (an async context manager).
 """
 
 from __future__ import annotations
 
 import asyncio
-import inspect
 import socket
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -24,18 +23,9 @@ from content_cache.server import SERVICE, make_app
 from content_cache.service import CacheService
 from edge.config import parse_config
 
-TEST_TIMEOUT_S = 20.0
 LAST_MODIFIED = http_date(1_700_000_000)
 
 
-@pytest.hookimpl(tryfirst=True)
-def pytest_pyfunc_call(pyfuncitem: pytest.Function) -> bool | None:
-    """Run coroutine tests in a fresh event loop, bounded so a hang fails instead of blocking CI."""
-    if not inspect.iscoroutinefunction(pyfuncitem.obj):
-        return None
-    kwargs = {name: pyfuncitem.funcargs[name] for name in pyfuncitem._fixtureinfo.argnames}
-    asyncio.run(asyncio.wait_for(pyfuncitem.obj(**kwargs), TEST_TIMEOUT_S))
-    return True
 
 
 @dataclass

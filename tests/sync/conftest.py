@@ -1,13 +1,11 @@
 """Fixtures for district sync: a real Ralph LRS per test, a fault proxy, an outbox, statements.
 
-pytest-aiohttp is not installed: `async def test_*` functions here run under `asyncio.run` (hook below).
+`async def test_*` functions run under `asyncio.run` (the hook in tests/conftest.py).
 Tests marked `lrs` FAIL (not skip) when the Ralph venv cannot be created: CI must have it.
 """
 
 from __future__ import annotations
 
-import asyncio
-import inspect
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -16,17 +14,6 @@ import pytest
 from edge.sync.outbox import Outbox
 from tests.sync.faultproxy import FaultProxy
 from tests.sync.lrs import LRSUnavailable, Ralph
-
-TEST_TIMEOUT_S = 60.0
-
-
-@pytest.hookimpl(tryfirst=True)
-def pytest_pyfunc_call(pyfuncitem: pytest.Function) -> bool | None:
-    if not inspect.iscoroutinefunction(pyfuncitem.obj):
-        return None
-    kwargs = {name: pyfuncitem.funcargs[name] for name in pyfuncitem._fixtureinfo.argnames}
-    asyncio.run(asyncio.wait_for(pyfuncitem.obj(**kwargs), TEST_TIMEOUT_S))
-    return True
 
 
 @pytest.fixture
