@@ -72,7 +72,8 @@ def cmd_check(args: argparse.Namespace) -> int:
     finally:
         store.close()
     print(f"{config.cache_dir}: {report.entries} objects ok, {len(report.temp_files)} temp files removed, "
-          f"{len(report.orphan_bodies)} orphan bodies removed, {len(report.dropped_entries)} bad entries dropped")
+          f"{len(report.orphan_bodies)} orphan bodies removed, {len(report.dropped_entries)} bad entries dropped, "
+          f"{report.lock_files} unused lock files removed")
     for line in report.dropped_entries:
         print(f"  dropped {line}")
     return 0

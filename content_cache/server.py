@@ -36,6 +36,7 @@ from content_cache.paths import Target, TargetError, resolve_target
 from content_cache.service import CacheService, Download
 from content_cache.store import Entry
 from content_cache.upstream import UpstreamError
+from content_cache.workerstats import PUBLISH_INTERVAL_S
 from edge.config import EdgeConfig
 
 log = logging.getLogger(__name__)
@@ -503,6 +504,8 @@ def make_app(config: EdgeConfig, *, worker: int | None = None) -> web.Applicatio
     svc = build_service(config, shared=worker is not None, worker=worker or 0)
     if worker is None:
         svc.store.check()  # clear temp files of dead writers (a crash mid-download) before serving
+    else:
+        svc.stats_dir = svc.store.dir / "stats"  # the other workers sum our counters into their stats
     app = web.Application()
     app[SERVICE] = svc
     h = Handlers(svc)
@@ -516,10 +519,21 @@ def make_app(config: EdgeConfig, *, worker: int | None = None) -> web.Applicatio
                 await asyncio.sleep(ACCESS_FLUSH_S)
                 svc.store.flush_access()
 
-        task = asyncio.create_task(flush())
+        async def publish() -> None:
+            while True:
+                with contextlib.suppress(OSError):  # advisory figures: a full disk must not stop serving
+                    svc.publish_stats()
+                await asyncio.sleep(PUBLISH_INTERVAL_S)
+
+        tasks = [asyncio.create_task(flush())]
+        if svc.stats_dir is not None:
+            tasks.append(asyncio.create_task(publish()))
         yield
-        task.cancel()
+        for task in tasks:
+            task.cancel()
         await svc.close()
+        with contextlib.suppress(OSError):
+            svc.publish_stats(force=True)  # final figures (the file is ignored once our pid is gone)
 
     app.cleanup_ctx.append(lifecycle)
     return app

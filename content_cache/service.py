@@ -12,6 +12,7 @@ import asyncio
 import base64
 import contextlib
 import hashlib
+import json
 import logging
 import os
 import time
@@ -22,11 +23,12 @@ from typing import Any, Literal
 
 from multidict import CIMultiDict
 
-from content_cache.http import freshness, parse_http_date
+from content_cache.http import freshness, is_strong, parse_http_date
 from content_cache.locks import ObjectLock, ObjectLocks
 from content_cache.paths import Target
 from content_cache.store import Entry, Store, pid_alive
-from content_cache.upstream import Upstream, UpstreamError
+from content_cache.upstream import Upstream, UpstreamError, UpstreamResponse
+from content_cache.workerstats import merge, read_worker_stats, write_worker_stats
 
 log = logging.getLogger(__name__)
 
@@ -47,16 +49,46 @@ class Stats:
     upstream_errors: int = 0
     evictions: int = 0
     verify_failures: int = 0
+    resumed: int = 0  # takeovers that finished a dead worker's partial download with a Range request
 
 
 @dataclass
 class OriginHealth:
     down_until: float = 0.0
     last_error: str = ""
+    last_error_at: float = 0.0
     failures: int = 0
 
     def healthy(self, now: float) -> bool:
         return now >= self.down_until
+
+
+@dataclass
+class Partial:
+    """The first `size` bytes of a `total`-byte representation (strong `etag`) that a dead leader wrote."""
+
+    size: int
+    total: int
+    etag: str
+    headers: CIMultiDict[str]
+
+    def matches(self, headers: Any) -> bool:
+        """Whether a 206 is the rest of this very representation."""
+        return bool(headers.get("Content-Range") == f"bytes {self.size}-{self.total - 1}/{self.total}"
+                    and headers.get("ETag", self.etag) == self.etag)
+
+
+def _hash_prefix(path: Path, size: int) -> Any:
+    """sha256 state after the first `size` bytes of `path` (a resumed download's digest goes on from it)."""
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        left = size
+        while left and (chunk := f.read(min(1 << 20, left))):
+            h.update(chunk)
+            left -= len(chunk)
+    if left:
+        raise UpstreamError("short", "the partial download shrank while resuming it")
+    return h
 
 
 @dataclass
@@ -194,21 +226,49 @@ class Download:
         lock = self._lock
         assert lock is not None and lock.held
         meta = lock.read_meta()
+        partial = None
         if meta is not None and "outcome" not in meta and isinstance(meta.get("tmp"), str):
-            # A leader died mid-download: its temp file is nobody's now.
-            (self.svc.store.tmp / Path(meta["tmp"]).name).unlink(missing_ok=True)
+            # A leader died mid-download: its temp file is nobody's now. Ours, to resume from if usable.
+            partial = self._claim_partial(meta)
         lock.clear_meta()
         current = self.svc.store.reload(self.target.key)
         if current is not None and self.expect.sha256 in (None, current.sha256) and self.expect.size in (
                 None, current.size):
             if time.time() < current.fresh_until:
                 self._finish_from_entry(current, f"index:{current.body}")
+                if partial is not None:
+                    self.tmp.unlink(missing_ok=True)  # the claimed partial: not needed after all
                 return
             if self.outcome != "body":
                 self.stale = current  # the newest validators, whoever stored them
         elif self.outcome != "body":
             self.stale = None
-        await self._fetch()
+        await self._fetch(partial)
+
+    def _claim_partial(self, meta: dict[str, Any]) -> Partial | None:
+        """Take a dead leader's temp file over (renamed to our temp name) if a Range request can finish it.
+
+        Usable when the leader was receiving a 200 with a strong ETag and a known length, and the file holds
+        a proper prefix of it (its bytes were written in order; a process crash does not lose page-cache
+        writes). The rename makes it ours at once: `check` and the pool parent remove only dead writers' names.
+        """
+        old = self.svc.store.tmp / Path(str(meta["tmp"])).name
+        headers: CIMultiDict[str] = CIMultiDict((str(k), str(v)) for k, v in meta.get("headers", []))
+        total, etag = meta.get("total"), headers.get("ETag")
+        if meta.get("status") != 200 or not isinstance(total, int) or not is_strong(etag) or (
+                "Content-Range" in headers):
+            old.unlink(missing_ok=True)
+            return None
+        try:
+            os.rename(old, self.tmp)
+            size = os.stat(self.tmp).st_size
+        except FileNotFoundError:
+            return None  # removed meanwhile (check, the pool parent): a full download
+        if not 0 < size < total:
+            self.tmp.unlink(missing_ok=True)
+            return None
+        assert etag is not None
+        return Partial(size, total, etag, headers)
 
     def _publish(self) -> None:
         if self._lock is not None and self._lock.held:
@@ -227,72 +287,121 @@ class Download:
             out["error"] = [self.error.kind, self.error.message]
         return out
 
-    async def _fetch(self) -> None:
+    async def _fetch(self, partial: Partial | None = None) -> None:
+        """Fetch from upstream: conditional when we hold a stale copy, a Range request to finish `partial`."""
         svc, t = self.svc, self.target
         req: dict[str, str] = {"Accept-Encoding": "identity"}
-        if self.stale is not None:
+        if partial is not None:
+            # If-Range: the rest only if it is still the same representation, else the whole new one (200).
+            req["Range"] = f"bytes={partial.size}-"
+            req["If-Range"] = partial.etag
+        elif self.stale is not None:
             if self.stale.etag:
                 req["If-None-Match"] = self.stale.etag
             if self.stale.last_modified:
                 req["If-Modified-Since"] = self.stale.last_modified
+        again = False
         async with svc.upstream.open(t.url, req) as up:
             self.status = up.status
             if up.status >= 500:
                 raise UpstreamError("status", f"upstream answered {up.status}")
             svc.mark_healthy(t.origin)
-            if up.status == 304 and self.stale is not None:
-                self._refresh(up.headers)
-                return
-            if up.status != 200:
-                body = b""
-                async for chunk in up.chunks:
-                    body += chunk
-                    if len(body) >= PASSTHROUGH_LIMIT:
-                        break
-                self.headers = CIMultiDict(up.headers)
-                self.passthrough_body = body[:PASSTHROUGH_LIMIT]
-                self.outcome = "passthrough"
-                if up.status in (404, 410) and self.stale is not None:
-                    svc.store.remove(t.key)  # gone upstream: stop serving it
-                return
+            if partial is not None:
+                if up.status == 206 and partial.matches(up.headers):
+                    self.status = 200  # what the object is; the 206 only carried its rest
+                    await self._receive(up, partial)
+                    return
+                self.tmp.unlink(missing_ok=True)  # not resumable: from byte 0
+                if up.status != 200:
+                    again = up.status in (206, 304, 412, 416)  # a range we cannot use: ask for the whole
+            if not again:
+                await self._answer(up)
+        if again:
+            log.info("could not resume %s (upstream answered %d to the range): downloading it whole",
+                     t.key, self.status)
+            await self._fetch()
+
+    async def _answer(self, up: UpstreamResponse) -> None:
+        """Handle upstream's answer to a plain or conditional request."""
+        svc, t = self.svc, self.target
+        if up.status == 304 and self.stale is not None:
+            self._refresh(up.headers)
+            return
+        if up.status != 200:
+            body = b""
+            async for chunk in up.chunks:
+                body += chunk
+                if len(body) >= PASSTHROUGH_LIMIT:
+                    break
+            self.headers = CIMultiDict(up.headers)
+            self.passthrough_body = body[:PASSTHROUGH_LIMIT]
+            self.outcome = "passthrough"
+            if up.status in (404, 410) and self.stale is not None:
+                svc.store.remove(t.key)  # gone upstream: stop serving it
+            return
+        await self._receive(up, None)
+
+    async def _receive(self, up: UpstreamResponse, partial: Partial | None) -> None:
+        """Write the body to our temp file (after `partial`'s bytes when resuming), verify, commit."""
+        svc = self.svc
+        loop = asyncio.get_running_loop()
+        if partial is None:
             self.headers = CIMultiDict(up.headers)
             length = up.headers.get("Content-Length")
             self.total = int(length) if length and length.isdigit() else None
-            fr = freshness(up.headers, svc.default_ttl_s)
             self._wfd = os.open(self.tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
-            # From here readers read our temp file (after a takeover: instead of the dead leader's).
-            self._close_src()
-            self.path = self.tmp
-            self.source = self.tmp.name
-            self.received = 0
-            self.outcome = "body"
-            self._publish()
-            self.ready.set()
+            start = 0
+        else:
+            # The representation's headers are the 200's; caching headers as fresh as the 206's.
+            self.headers = partial.headers.copy()
+            for name in ("Date", "Age"):
+                self.headers.popall(name, None)
+            for name in ("Cache-Control", "Expires", "Date", "Age", "Last-Modified"):
+                if name in up.headers:
+                    self.headers[name] = up.headers[name]
+            self.total = partial.total
+            self._wfd = os.open(self.tmp, os.O_WRONLY)
+            start = partial.size
+            os.ftruncate(self._wfd, start)
+            os.lseek(self._wfd, start, os.SEEK_SET)
+            svc.stats.resumed += 1
+            log.info("resuming %s at byte %d of %d", self.target.key, start, partial.total)
+        fr = freshness(self.headers, svc.default_ttl_s)
+        # From here readers read our temp file (after a takeover: instead of the dead leader's).
+        self._close_src()
+        self.path = self.tmp
+        self.source = self.tmp.name
+        self.received = start
+        self.outcome = "body"
+        self._publish()
+        self.ready.set()
+        self._notify()
+        fd = self._wfd
+        sha = hashlib.sha256()
+        if start:
+            sha = await loop.run_in_executor(None, _hash_prefix, self.tmp, start)
+        async for chunk in up.chunks:
+            # Plain write(): the bytes land in the page cache; fsync (in a thread) comes once, at the end.
+            view = memoryview(chunk)
+            while view:
+                view = view[os.write(fd, view):]
+            sha.update(chunk)
+            self.received += len(chunk)
+            svc.stats.bytes_fetched += len(chunk)
             self._notify()
-            fd = self._wfd
-            sha = hashlib.sha256()
-            async for chunk in up.chunks:
-                # Plain write(): the bytes land in the page cache; fsync (in a thread) comes once, at the end.
-                view = memoryview(chunk)
-                while view:
-                    view = view[os.write(fd, view):]
-                sha.update(chunk)
-                self.received += len(chunk)
-                svc.stats.bytes_fetched += len(chunk)
-                self._notify()
-            if self.total is not None and self.received != self.total:
-                raise UpstreamError("short", f"upstream sent {self.received} of {self.total} bytes")
-            digest = sha.hexdigest()
-            if self.expect.size is not None and self.expect.size != self.received:
-                raise UpstreamError("verify", f"size {self.received} != manifest size {self.expect.size}")
-            if self.expect.sha256 is not None and self.expect.sha256.lower() != digest:
-                raise UpstreamError("verify", f"sha256 {digest} != manifest sha256 {self.expect.sha256}")
-            await asyncio.get_running_loop().run_in_executor(None, os.fsync, fd)
-            os.close(fd)
-            self._wfd = -1
-            self.total = self.received
-            if fr.store:
-                self._commit(digest, fr.fresh_until, fr.swr_s, fr.sie_s)
+        if self.total is not None and self.received != self.total:
+            raise UpstreamError("short", f"upstream sent {self.received} of {self.total} bytes")
+        digest = sha.hexdigest()
+        if self.expect.size is not None and self.expect.size != self.received:
+            raise UpstreamError("verify", f"size {self.received} != manifest size {self.expect.size}")
+        if self.expect.sha256 is not None and self.expect.sha256.lower() != digest:
+            raise UpstreamError("verify", f"sha256 {digest} != manifest sha256 {self.expect.sha256}")
+        await loop.run_in_executor(None, os.fsync, fd)
+        os.close(fd)
+        self._wfd = -1
+        self.total = self.received
+        if fr.store:
+            self._commit(digest, fr.fresh_until, fr.swr_s, fr.sie_s)
 
     # -- follower: another worker holds the lock and talks to upstream ---------------------------------
 
@@ -464,6 +573,9 @@ class CacheService:
     locks: ObjectLocks | None = None
     worker: int = 0
     follow_timeout_s: float = 70.0  # a follower gives up on a leader that shows no progress for this long
+    # Set for worker processes (`workers > 1`): where each publishes its counters for the others' stats.
+    stats_dir: Path | None = None
+    _published: str = ""
     _background: set[asyncio.Task[Any]] = field(default_factory=set)
 
     @classmethod
@@ -494,6 +606,7 @@ class CacheService:
         h = self.health.setdefault(origin, OriginHealth())
         h.down_until = time.time() + self.backoff_s
         h.last_error = reason
+        h.last_error_at = time.time()
         h.failures += 1
 
     def mark_healthy(self, origin: str) -> None:
@@ -554,27 +667,51 @@ class CacheService:
 
     # -- reporting -------------------------------------------------------------------------------------
 
+    def worker_report(self, now: float) -> dict[str, Any]:
+        """This process's own counters and upstream health (what it publishes for the other workers)."""
+        return {
+            "worker": self.worker,
+            "pid": os.getpid(),
+            "written_at": now,
+            "counters": {**asdict(self.stats), "upstream_requests": self.upstream.requests,
+                         "in_flight": len(self.inflight)},
+            "upstreams": {name: asdict(h) for name, h in self.health.items()},
+        }
+
+    def publish_stats(self, *, force: bool = False) -> bool:
+        """Write this worker's report to `stats_dir` if it changed (or `force`); True if written."""
+        if self.stats_dir is None:
+            return False
+        report = self.worker_report(time.time())
+        key = json.dumps({k: v for k, v in report.items() if k != "written_at"}, sort_keys=True)
+        if key == self._published and not force:
+            return False  # nothing new: spare the SD card a write
+        write_worker_stats(self.stats_dir, self.worker, report)
+        self._published = key
+        return True
+
     def snapshot(self) -> dict[str, Any]:
+        """Stats of the whole cache: with several workers, every live worker's counters summed.
+
+        Other workers' figures come from their published reports (at most about a second old); this
+        worker's are live. `workers` lists each worker's own figures.
+        """
         now = time.time()
         if self.locks is not None:
             self.store.sync()  # objects/bytes of the whole shared cache, not only what this worker has seen
+        reports = [self.worker_report(now)]
+        if self.stats_dir is not None:
+            reports += [r for r in read_worker_stats(self.stats_dir, pid_alive)
+                        if r["worker"] != self.worker and r.get("pid") != os.getpid()]
+        merged = merge(reports, self.origins, now)
         return {
-            **asdict(self.stats),
-            "worker": self.worker,  # with several workers: this worker's counters only
+            **merged["totals"],
+            "worker": self.worker,  # the worker that answered
             "pid": os.getpid(),
-            "upstream_requests": self.upstream.requests,
             "objects": len(self.store),
             "bytes_stored": self.store.total_bytes,
             "max_bytes": self.max_bytes,
-            "in_flight": len(self.inflight),
             "pinned": sum(1 for e in self.store.entries() if e.pinned),
-            "upstreams": {
-                name: {
-                    "healthy": not self.is_down(name),
-                    "retry_in_s": round(max(0.0, self.health[name].down_until - now), 1)
-                    if name in self.health else 0.0,
-                    "last_error": self.health[name].last_error if name in self.health else "",
-                }
-                for name in self.origins
-            },
+            "upstreams": merged["upstreams"],
+            "workers": merged["workers"],
         }

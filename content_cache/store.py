@@ -23,6 +23,9 @@ from typing import Any
 
 import diskcache
 
+from content_cache.locks import remove_unheld
+from content_cache.workerstats import remove_dead_stats
+
 log = logging.getLogger(__name__)
 
 
@@ -62,6 +65,8 @@ class CheckReport:
     orphan_bodies: list[str] = field(default_factory=list)
     temp_files: list[str] = field(default_factory=list)
     dropped_entries: list[str] = field(default_factory=list)  # body missing, wrong size or bad hash
+    lock_files: int = 0  # download lock files (workers > 1) that no live process held, removed
+    stats_files: int = 0  # published counters of dead worker processes, removed
 
     @property
     def repaired(self) -> int:
@@ -288,9 +293,13 @@ class Store:
         """Find and repair: dead writers' temp files, bodies nobody indexes, entries without a valid body.
 
         `verify` also re-hashes every body (slow on big caches). `min_orphan_age_s` spares bodies another
-        process may be just about to index.
+        process may be just about to index, and download locks used that recently. Also removes the
+        download lock files nobody holds (`content_cache.locks.remove_unheld`) and dead workers' counters.
         """
         report = CheckReport()
+        report.lock_files = remove_unheld(self.dir / "locks", min_age_s=min_orphan_age_s,
+                                          is_alive=pid_alive).removed
+        report.stats_files = remove_dead_stats(self.dir / "stats", pid_alive)
         for tmp in self.tmp.glob("*.part"):
             pid = tmp.name.split(".", 1)[0]
             if not pid.isdigit() or not pid_alive(int(pid)) or int(pid) == os.getpid():

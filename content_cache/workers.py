@@ -40,6 +40,12 @@ log = logging.getLogger(__name__)
 READY_TIMEOUT_S = 60.0
 STOP_TIMEOUT_S = 10.0
 RESTART_MIN_INTERVAL_S = 1.0  # a worker that keeps crashing is restarted at most this often
+TEMP_GRACE_S = 60.0  # a dead worker's temp files stay this long, for a takeover to resume from
+
+
+def _remove_temps(config: EdgeConfig, pid: int) -> None:
+    for part in (config.cache_dir / "tmp").glob(f"{pid}.*.part"):
+        part.unlink(missing_ok=True)
 
 
 async def _serve_worker(config: EdgeConfig, index: int, ready: Connection) -> None:
@@ -183,6 +189,7 @@ def serve_workers(config: EdgeConfig, announce: str) -> None:
     old_wakeup = signal.set_wakeup_fd(wake_w)
     old_handlers = {sig: signal.signal(sig, on_signal) for sig in (signal.SIGTERM, signal.SIGINT)}
     pool = _Pool(config)
+    dead_temps: list[tuple[float, int]] = []  # (when, pid): dead workers' temp files to remove
     watchdog = watchdog_interval() is not None
     try:
         readers = {i: pool.start(i) for i in range(n)}
@@ -199,6 +206,10 @@ def serve_workers(config: EdgeConfig, announce: str) -> None:
                 os.read(wake_r, 512)
             if stop:
                 break
+            now = time.monotonic()
+            for pid in [pid for due, pid in dead_temps if due <= now]:
+                _remove_temps(config, pid)
+            dead_temps = [(due, pid) for due, pid in dead_temps if due > now]
             for i, proc in list(pool.procs.items()):
                 if proc.is_alive():
                     continue
@@ -206,10 +217,11 @@ def serve_workers(config: EdgeConfig, announce: str) -> None:
                     continue  # crashing at start: retry on a later round, not in a tight loop
                 log.warning("cache worker %d (pid %s) exited with %s; starting a new one", i, proc.pid,
                             proc.exitcode)
-                # Its half-written temp files: a follower that took its download over already holds what it
-                # needs (an fd); without one they would stay until the next start.
-                for part in (config.cache_dir / "tmp").glob(f"{proc.pid}.*.part"):
-                    part.unlink(missing_ok=True)
+                # Its half-written temp files: a worker taking its download over renames the file to its own
+                # name and resumes it with a Range request. So not at once: what is still under the dead
+                # pid's name after a grace period was not taken over (or `edge cache check` got it first).
+                if proc.pid is not None:
+                    dead_temps.append((time.monotonic() + TEMP_GRACE_S, proc.pid))
                 proc.close()
                 msg = pool.await_ready(i, pool.start(i))
                 if msg != "ok":
@@ -217,6 +229,8 @@ def serve_workers(config: EdgeConfig, announce: str) -> None:
     finally:
         notify("STOPPING=1")
         pool.stop_all()
+        for _, pid in dead_temps:
+            _remove_temps(config, pid)
         guard.close()
         signal.set_wakeup_fd(old_wakeup)
         for sig, handler in old_handlers.items():

@@ -20,6 +20,7 @@ from typing import Any
 
 import pytest
 
+from content_cache.store import Store
 from tests.content_cache.conftest import Obj, Origin, blob, free_port, poll
 
 AUTH = "Bearer w0rkers"
@@ -156,12 +157,50 @@ async def test_concurrent_cold_requests_across_workers_make_one_upstream_request
             assert (status, h["x-cache"]) == (200, "HIT")
             assert await group[0].reader.readexactly(len(body)) == body
         assert origin.count("video.mp4") == 1
-        stats = [await group[0].get_json("/_cache/stats", {"Authorization": AUTH}) for group in conns.values()]
+        # Whichever worker answers, the stats cover the whole cache (others' figures: about a second old).
+        stats = await stats_until(conns, lambda s: s["upstream_requests"] == 1 and s["misses"] + s["coalesced"] == 6
+                                  and s["hits"] == 2)
         assert sorted(s["worker"] for s in stats) == [0, 1]
-        assert sum(s["upstream_requests"] for s in stats) == 1
-        assert sum(s["misses"] + s["coalesced"] for s in stats) == 6
+        for s in stats:
+            per = {w["worker"]: w for w in s["workers"]}
+            assert sorted(per) == [0, 1] and len({w["pid"] for w in per.values()}) == 2
+            assert sum(w["upstream_requests"] for w in per.values()) == 1
+            assert [per[i]["hits"] for i in (0, 1)] == [1, 1]
+            assert s["objects"] == 1 and s["upstreams"]["up"]["healthy"] is True
+        # Upstream goes down; worker 0 finds out. Worker 1's stats say so too, naming who backs off.
+        await origin.stop()
+        status, h = await conns[0][0].start("/up/other.bin")
+        assert status == 504
+        await conns[0][0].reader.readexactly(int(h["content-length"]))
+        s1 = (await stats_until({1: conns[1]}, lambda s: not s["upstreams"]["up"]["healthy"]))[0]
+        assert s1["worker"] == 1 and s1["upstreams"]["up"]["down_in_workers"] == [0]
+        assert "unreachable" in s1["upstreams"]["up"]["last_error"] and s1["upstreams"]["up"]["failures"] == 1
+        assert [w["upstreams"].get("up", {}).get("healthy", True) for w in s1["workers"]] == [False, True]
         assert await pool.stop() == 0  # SIGTERM stops every worker cleanly
     assert list((tmp_path / "cache" / "tmp").iterdir()) == []
+    # Each download took a lock file; once nobody holds them, the repair removes them (and dead counters).
+    locks = tmp_path / "cache" / "locks"
+    assert len(list(locks.glob("*.lock"))) == 2
+    store = Store(tmp_path / "cache")
+    try:
+        report = store.check()
+    finally:
+        store.close()
+    assert (report.lock_files, report.stats_files, report.entries) == (2, 2, 1)
+    assert list(locks.iterdir()) == [] and list((tmp_path / "cache" / "stats").iterdir()) == []
+
+
+async def stats_until(conns: dict[int, list[Conn]], cond: Any, timeout: float = 5.0) -> list[Any]:
+    """/_cache/stats from one connection per worker, asked again until `cond` holds for every answer."""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + timeout
+    while True:
+        stats = [await group[0].get_json("/_cache/stats", {"Authorization": AUTH}) for group in conns.values()]
+        if all(cond(s) for s in stats):
+            return stats
+        if loop.time() > deadline:
+            raise AssertionError(f"stats did not converge: {stats}")
+        await asyncio.sleep(0.05)
 
 
 async def test_a_worker_killed_mid_download_is_taken_over(tmp_path: Path) -> None:
@@ -182,10 +221,17 @@ async def test_a_worker_killed_mid_download_is_taken_over(tmp_path: Path) -> Non
         # Its client gets a truncated body, never a short one passed off as whole.
         assert len(await leader.read_to_end(len(body))) < len(body) - 1000
         await poll(lambda: origin.count("v.bin") == 2)  # worker 1 took the lock over and fetches again
+        # ... only the rest: a Range request from where the dead worker's temp file ends, If-Range its ETag.
+        resume = origin.requests[-1][1]
+        assert resume["If-Range"] == '"v1"' and resume["Range"].startswith("bytes=")
+        offset = int(resume["Range"][len("bytes="):].rstrip("-"))
+        assert 1000 <= offset < len(body) and resume["Range"] == f"bytes={offset}-"
         origin.gate.set()  # type: ignore[union-attr]
         got += await follower.reader.readexactly(len(body) - 1000)
         assert got == body  # same representation (strong ETag, length): the client never noticed
         assert origin.count("v.bin") == 2
+        s = await follower.get_json("/_cache/stats", {"Authorization": AUTH})
+        assert s["resumed"] == 1 and s["bytes_fetched"] == len(body) - offset
         status, h = await follower.start("/up/v.bin")
         assert (status, h["x-cache"]) == (200, "HIT")
         assert await follower.reader.readexactly(len(body)) == body
@@ -203,6 +249,38 @@ async def test_a_worker_killed_mid_download_is_taken_over(tmp_path: Path) -> Non
         status, h = await fresh[0].start("/up/v.bin")
         assert (status, h["x-cache"]) == (200, "HIT")
         assert await fresh[0].reader.readexactly(len(body)) == body
+        assert origin.count("v.bin") == 2
+    assert list((tmp_path / "cache" / "tmp").iterdir()) == []
+
+
+async def test_a_takeover_downloads_whole_when_the_object_changed(tmp_path: Path) -> None:
+    body, new = blob(1_500_000, seed=9), blob(900_000, seed=10)
+    origin = Origin(objects={"v.bin": Obj(body)}, gate=asyncio.Event(), chunk_size=32 * 1024)
+    async with running(tmp_path, origin) as pool:
+        conns = await pool.pinned(per_worker=1)
+        leader, follower = conns[0][0], conns[1][0]
+        leader_pid = (await leader.get_json("/_cache/stats", {"Authorization": AUTH}))["pid"]
+        await leader.start("/up/v.bin")
+        await leader.reader.readexactly(1000)
+        _, h2 = await follower.start("/up/v.bin")
+        assert h2["x-cache"] == "COALESCED"
+        await follower.reader.readexactly(1000)
+        origin.objects["v.bin"] = Obj(new, etag='"v2"')  # a new version upstream, then the leader dies
+        os.kill(leader_pid, signal.SIGKILL)
+        await poll(lambda: origin.count("v.bin") == 2)
+        assert origin.requests[-1][1]["If-Range"] == '"v1"'  # tried to resume; If-Range made it a 200
+        origin.gate.set()  # type: ignore[union-attr]
+        # The follower's client was promised v1: it gets a truncated body, never a v1/v2 mix passed off as whole.
+        assert len(await follower.read_to_end(len(body))) < len(body) - 1000
+        conn = await Conn.open(pool.port)
+        pool.conns.append(conn)
+        for _ in range(200):
+            status, h = await conn.start("/up/v.bin")
+            got = await conn.reader.readexactly(int(h["content-length"]))
+            if h["x-cache"] == "HIT":
+                break
+            await asyncio.sleep(0.02)
+        assert (status, h["x-cache"], h["etag"], got) == (200, "HIT", '"v2"', new)
         assert origin.count("v.bin") == 2
     assert list((tmp_path / "cache" / "tmp").iterdir()) == []
 
