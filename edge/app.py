@@ -110,11 +110,13 @@ def cmd_run(args: argparse.Namespace) -> int:
     if config.source == DEFAULTS:  # the embedded default: a laptop demo
         if not args.no_demo and plan is None:
             plan = DEMO_PLAN
-        if not config.web.teacher_pin:
-            # a one-off PIN so a newcomer can try the teacher page; a real unit sets web.teacher_pin
-            pin = f"{secrets.randbelow(10**6):06d}"
-            config = dataclasses.replace(config, web=dataclasses.replace(config.web, teacher_pin=pin))
-            print(f"edge: demo teacher PIN for this run: {pin}", flush=True)
+        # one-off secrets so a newcomer can try the teacher page and post evidence; a real unit sets them
+        pin = f"{secrets.randbelow(10**6):06d}"
+        key = secrets.token_urlsafe(12)
+        config = dataclasses.replace(config, web=dataclasses.replace(config.web, teacher_pin=pin),
+                                     mastery=dataclasses.replace(config.mastery, class_key=key))
+        print(f"edge: demo teacher PIN for this run: {pin}; xAPI Basic auth for this run: class / {key}",
+              flush=True)
     return run_foreground(config, plan=plan, services=ALL_SERVICES)
 
 

@@ -141,3 +141,24 @@ def test_edge_run_shows_the_demo_rotation_and_stops_cleanly_on_sigterm(tmp_path:
     # the running rotation was saved, so a restart resumes it
     state = json.loads((tmp_path / "state" / "rotation.json").read_text())
     assert (state["status"], state["round"]) == ("running", 1)
+
+
+def test_edge_run_without_config_is_the_demo_with_one_off_secrets(monkeypatch: pytest.MonkeyPatch,
+                                                                  capsys: pytest.CaptureFixture[str]) -> None:
+    import edge.app
+
+    seen = {}
+
+    def fake_run(config: object, plan: object = None, services: object = ()) -> int:
+        seen.update(config=config, plan=plan, services=services)
+        return 0
+
+    monkeypatch.delenv("EDGE_CONFIG", raising=False)
+    monkeypatch.setattr(edge.app, "run_foreground", fake_run)
+    assert main(["run"]) == 0
+    cfg = seen["config"]
+    assert seen["plan"] is edge.app.DEMO_PLAN and seen["services"] == edge.app.ALL_SERVICES
+    out = capsys.readouterr().out
+    assert f"demo teacher PIN for this run: {cfg.web.teacher_pin}" in out  # type: ignore[attr-defined]
+    assert f"class / {cfg.mastery.class_key}" in out  # type: ignore[attr-defined]
+    assert len(cfg.web.teacher_pin) == 6 and cfg.mastery.class_key  # type: ignore[attr-defined]
