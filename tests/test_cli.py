@@ -7,6 +7,7 @@ import os
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -147,7 +148,7 @@ def test_edge_run_without_config_is_the_demo_with_one_off_secrets(monkeypatch: p
                                                                   capsys: pytest.CaptureFixture[str]) -> None:
     import edge.app
 
-    seen = {}
+    seen: dict[str, Any] = {}
 
     def fake_run(config: object, plan: object = None, services: object = ()) -> int:
         seen.update(config=config, plan=plan, services=services)
@@ -159,6 +160,6 @@ def test_edge_run_without_config_is_the_demo_with_one_off_secrets(monkeypatch: p
     cfg = seen["config"]
     assert seen["plan"] is edge.app.DEMO_PLAN and seen["services"] == edge.app.ALL_SERVICES
     out = capsys.readouterr().out
-    assert f"demo teacher PIN for this run: {cfg.web.teacher_pin}" in out  # type: ignore[attr-defined]
-    assert f"class / {cfg.mastery.class_key}" in out  # type: ignore[attr-defined]
-    assert len(cfg.web.teacher_pin) == 6 and cfg.mastery.class_key  # type: ignore[attr-defined]
+    assert f"demo teacher PIN for this run: {cfg.web.teacher_pin}" in out
+    assert f"class / {cfg.mastery.class_key}" in out
+    assert len(cfg.web.teacher_pin) == 6 and cfg.mastery.class_key
