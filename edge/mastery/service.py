@@ -17,6 +17,7 @@ import dataclasses
 import hmac
 import json
 import logging
+import re
 import tomllib
 import uuid
 from collections.abc import Awaitable, Callable, Mapping
@@ -36,7 +37,9 @@ from edge.mastery.params import ParamSet, parse_params
 from edge.mastery.store import Item, Store, WriteRequest
 from edge.mastery.xapi import (
     StatementError,
+    canonical,
     digest,
+    digest_text,
     evidence_of,
     iso,
     now_us,
@@ -192,36 +195,57 @@ async def _json_body(request: web.Request) -> Any:
         raise web.HTTPRequestEntityTooLarge(max_size=MAX_BODY, actual_size=request.content_length)
     raw = await request.read()  # aiohttp enforces client_max_size (413) for chunked bodies
     try:
-        return json.loads(raw)
+        body = json.loads(raw)
     except (UnicodeDecodeError, json.JSONDecodeError) as e:
         raise StatementError("body", f"invalid JSON: {e}") from None
+    # JSON may escape a lone surrogate ("\ud800"), which no UTF-8 store or LRS can hold: refuse it here
+    # (only bodies with a \uD8xx-\uDFxx escape pay for the check)
+    if re.search(rb"\\u[dD][89a-fA-F]", raw):
+        try:
+            json.dumps(body, ensure_ascii=False).encode("utf-8")
+        except UnicodeEncodeError:
+            raise StatementError("body", "contains a lone surrogate escape (not valid Unicode text)") from None
+    return body
+
+
+AUTHORITY_JSON = json.dumps({"objectType": "Agent", "account": {"homePage": "urn:classroom-edge", "name": AUTH_USER}})
+VERSION_JSON = json.dumps(XAPI_VERSION)
 
 
 def _statement_items(
     m: Mastery, statements: list[Any], where: str, stored_us: int
 ) -> tuple[list[Item], list[str]]:
-    """Validated items to store (a repeat within the request once) and every statement's id, in order."""
+    """Validated items to store (a repeat within the request once) and every statement's id, in order.
+
+    Each statement is encoded once: its canonical text gives the digest, and the bodies for the store and the
+    district are that text with the properties this LRS sets appended (JSON key order carries no meaning).
+    """
     items: list[Item] = []
     ids: list[str] = []
     seen: dict[str, str] = {}
-    authority = {"objectType": "Agent", "account": {"homePage": "urn:classroom-edge", "name": AUTH_USER}}
+    stored_json = json.dumps(iso(stored_us))
+    version_tail = f',"version":{VERSION_JSON}}}'
+    stored_tail = f',"stored":{stored_json},"authority":{AUTHORITY_JSON}}}'
     for i, raw in enumerate(statements):
         field = f"{where}[{i}]" if where else "statement"
-        st = validate_statement(raw, field)
-        if "id" not in st:
-            st["id"] = str(uuid.uuid4())
-        sent = {k: v for k, v in st.items() if k not in ("stored", "authority", "version")}
-        d = digest(sent)
-        ids.append(st["id"])
-        if st["id"] in seen:
-            if seen[st["id"]] != d:
+        sent = validate_statement(raw, field)  # a fresh dict
+        for key in ("stored", "authority", "version"):  # the LRS's to set
+            sent.pop(key, None)
+        if "id" not in sent:
+            sent["id"] = str(uuid.uuid4())
+        sid: str = sent["id"]
+        text = canonical(sent)
+        d = digest_text(text)
+        ids.append(sid)
+        if sid in seen:
+            if seen[sid] != d:
                 raise StatementError(f"{field}.id", "repeats an earlier statement id in this request")
             continue
-        seen[st["id"]] = d
-        body = dict(sent)
-        body.setdefault("timestamp", iso(stored_us))
-        body.update(stored=iso(stored_us), authority=authority, version=XAPI_VERSION)
-        items.append(Item(st["id"], d, body, evidence_of(sent, stored_us, m.activity_skills)))
+        seen[sid] = d
+        # as sent, with a timestamp (when it was stored, if it had none) and the version: what the district gets
+        outbound = text[:-1] + ("" if "timestamp" in sent else f',"timestamp":{stored_json}') + version_tail
+        body = outbound[:-1] + stored_tail  # as stored here and served by GET
+        items.append(Item(sid, d, body, evidence_of(sent, stored_us, m.activity_skills), outbound))
     return items, ids
 
 

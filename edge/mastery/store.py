@@ -3,13 +3,16 @@
 `statements` keeps every accepted statement (GET by id, audit); `evidence` holds the scored responses the
 mastery model replays; `sync_outbox` (edge.sync.outbox) queues what goes to the district, filled IN THE SAME
 transaction that stores a statement or compact evidence item, so nothing is acknowledged that sync would not
-send. One connection, used from one writer thread only.
+send. One connection, used from one writer thread only (and one more, on its own thread, that checkpoints the
+WAL off the commit path).
 """
 
 from __future__ import annotations
 
 import json
+import logging
 import sqlite3
+import threading
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -18,9 +21,14 @@ from typing import Any
 
 from edge.config import UnitConfig
 from edge.mastery.model import CellView
-from edge.mastery.xapi import Evidence, evidence_statement, outbound
+from edge.mastery.xapi import Evidence, evidence_statement
 from edge.sync.outbox import Outbox
 from edge.sync.snapshots import snapshot_item
+
+log = logging.getLogger(__name__)
+# The writer connection checkpoints by itself only once the WAL holds this many pages (~40 MB): the
+# Checkpointer thread normally keeps it far smaller.
+BACKSTOP_CHECKPOINT_PAGES = 10_000
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS statements (
@@ -48,14 +56,62 @@ CREATE TABLE IF NOT EXISTS snapshot_marks (  -- what the last mastery snapshot s
 """
 
 
-@dataclass
+class Checkpointer:
+    """Copies the WAL into the database file on its own thread and connection, after commits.
+
+    PASSIVE checkpoints never wait for (or block) the writer; committed transactions are durable in the WAL
+    already, so this only keeps the WAL short and reads fast. At most one checkpoint per `every` seconds.
+    """
+
+    def __init__(self, path: Path, every: float = 0.25) -> None:
+        self.every = every
+        self.db = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
+        self.db.execute("PRAGMA synchronous=FULL")  # a checkpoint fsyncs the database file before the WAL restarts
+        self._wake = threading.Event()
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="mastery-checkpoint", daemon=True)
+        self._thread.start()
+
+    def nudge(self) -> None:
+        """Something was committed: checkpoint soon."""
+        self._wake.set()
+
+    def checkpoint(self) -> tuple[int, int, int]:
+        """One PASSIVE checkpoint now: (busy, WAL pages, pages checkpointed), as SQLite reports it."""
+        busy, log_pages, done = self.db.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchone()
+        return int(busy), int(log_pages), int(done)
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            self._wake.wait()
+            self._wake.clear()
+            if self._stop.is_set():
+                break
+            try:
+                self.checkpoint()
+            except sqlite3.Error as e:  # e.g. the disk is full: the writer's backstop checkpoint still runs
+                log.warning("WAL checkpoint failed: %s", e)
+            self._stop.wait(self.every)
+
+    def close(self) -> None:
+        self._stop.set()
+        self._wake.set()
+        self._thread.join()
+        self.db.close()
+
+
+@dataclass(slots=True)
 class Item:
-    """One thing to store: an xAPI statement (with its evidence, if any) or a compact evidence item."""
+    """One thing to store: an xAPI statement (with its evidence, if any) or a compact evidence item.
+
+    The JSON texts are made by the caller (the request handler, off the writer thread), once per item.
+    """
 
     id: str
     digest: str
-    body: dict[str, Any] | None  # None for compact evidence
+    body: str | None  # the statement as stored (JSON text); None for compact evidence
     evidence: Evidence | None
+    outbound: str = ""  # a statement as the district gets it (JSON text), queued with it; "" for compact evidence
 
 
 @dataclass
@@ -68,64 +124,104 @@ class WriteRequest:
     new_evidence: list[Evidence] = field(default_factory=list)
 
 
+# One statement whatever the number of ids (a JSON array parameter): prepared once, cached by sqlite3.
+_DIGESTS = {table: f"SELECT id, digest FROM {table} WHERE id IN (SELECT value FROM json_each(?))"
+            for table in ("statements", "evidence")}
+
+
 class Store:
     def __init__(self, path: Path, home_page: str = "https://classroom-edge.invalid/students") -> None:
         self.home_page = home_page  # students' account homePage in statements built from compact evidence
         path.parent.mkdir(parents=True, exist_ok=True)
-        # isolation_level=None: we issue BEGIN/COMMIT ourselves (savepoints per request inside a group)
+        # isolation_level=None: we issue BEGIN/COMMIT ourselves
         self.db = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
         self.db.execute("PRAGMA journal_mode=WAL")
         self.db.execute("PRAGMA synchronous=FULL")  # WAL + FULL: the WAL is fsynced at every commit
         self.db.executescript(SCHEMA)
         Outbox.install(self.db)
+        # Checkpoints (copying the WAL into the database file, and fsyncing it) run on their own thread and
+        # connection, so a commit - and the requests waiting on it - only pays for appending to the WAL.
+        # The writer's own auto-checkpoint stays as a backstop for a checkpointer that falls behind.
+        self.db.execute(f"PRAGMA wal_autocheckpoint={BACKSTOP_CHECKPOINT_PAGES}")
+        self.checkpointer = Checkpointer(path)
 
     def close(self) -> None:
+        self.checkpointer.close()
         self.db.close()
 
     def write_group(self, requests: Sequence[WriteRequest]) -> None:
-        """Store several requests in ONE transaction (one fsync); each one all-or-nothing via a savepoint."""
+        """Store several requests in ONE transaction (one fsync); each one all-or-nothing.
+
+        Requests are decided in order against what is stored and what the earlier requests of the group add
+        (two lookups for the whole group), then written with one multi-row statement per table: an id stored
+        with the same digest is a no-op, with another digest a conflict that stores nothing of its request.
+        """
         db = self.db
         db.execute("BEGIN IMMEDIATE")
         try:
+            stored = self._digests("statements", [i.id for r in requests for i in r.items if i.body is not None])
+            evidence = self._digests("evidence", list(
+                {i.id for r in requests for i in r.items if i.body is None}
+                | {i.evidence.id for r in requests for i in r.items if i.evidence is not None}))
+            statement_rows: list[tuple[str, str, str, str]] = []
+            evidence_rows: list[tuple[str, str, str, int, int, str, str]] = []
+            outbound: list[tuple[str, str]] = []
             for req in requests:
-                db.execute("SAVEPOINT req")
+                new_st: dict[str, str] = {}
+                new_ev: dict[str, str] = {}
+                st_rows: list[tuple[str, str, str, str]] = []
+                ev_rows: list[tuple[str, str, str, int, int, str, str]] = []
+                out: list[tuple[str, str]] = []
                 new: list[Evidence] = []
                 for item in req.items:
-                    table = "statements" if item.body is not None else "evidence"
-                    row = db.execute(f"SELECT digest FROM {table} WHERE id = ?", (item.id,)).fetchone()
-                    if row is not None:
-                        if row[0] != item.digest:
+                    if item.body is not None:
+                        known = new_st.get(item.id) or stored.get(item.id)
+                    else:
+                        known = new_ev.get(item.id) or evidence.get(item.id)
+                    if known is not None:
+                        if known != item.digest:
                             req.conflict = item.id
                             break
                         continue  # the same thing again: a no-op
                     if item.body is not None:
-                        db.execute("INSERT INTO statements (id, stored_at, digest, body) VALUES (?, ?, ?, ?)",
-                                   (item.id, req.stored_at, item.digest, json.dumps(item.body)))
-                        Outbox.add(db, item.id, json.dumps(outbound(item.body)))
+                        new_st[item.id] = item.digest
+                        st_rows.append((item.id, req.stored_at, item.digest, item.body))
+                        out.append((item.id, item.outbound))
                     ev = item.evidence
-                    if ev is not None:
-                        cur = db.execute(
-                            "INSERT OR IGNORE INTO evidence (id, student, skill, correct, ts_us, digest, source)"
-                            " VALUES (?, ?, ?, ?, ?, ?, ?)",
-                            (ev.id, ev.student, ev.skill, int(ev.correct), ev.ts_us, item.digest,
-                             "xapi" if item.body is not None else "api"))
-                        if cur.rowcount:
-                            new.append(ev)
-                            if item.body is None:  # compact evidence reaches the district as a statement
-                                st = evidence_statement(ev, self.home_page)
-                                Outbox.add(db, st["id"], json.dumps(st))
+                    if ev is not None and ev.id not in new_ev and ev.id not in evidence:
+                        new_ev[ev.id] = item.digest
+                        ev_rows.append((ev.id, ev.student, ev.skill, int(ev.correct), ev.ts_us, item.digest,
+                                        "xapi" if item.body is not None else "api"))
+                        new.append(ev)
+                        if item.body is None:  # compact evidence reaches the district as a statement
+                            st = evidence_statement(ev, self.home_page)
+                            out.append((st["id"], json.dumps(st)))
                 if req.conflict is not None:
-                    db.execute("ROLLBACK TO req")
-                    db.execute("RELEASE req")
-                else:
-                    db.execute("RELEASE req")
-                    req.new_evidence = new
+                    continue  # nothing of this request
+                stored.update(new_st)
+                evidence.update(new_ev)
+                statement_rows += st_rows
+                evidence_rows += ev_rows
+                outbound += out
+                req.new_evidence = new
+            db.executemany("INSERT INTO statements (id, stored_at, digest, body) VALUES (?, ?, ?, ?)",
+                           statement_rows)
+            db.executemany("INSERT INTO evidence (id, student, skill, correct, ts_us, digest, source)"
+                           " VALUES (?, ?, ?, ?, ?, ?, ?)", evidence_rows)
+            Outbox.add_many(db, outbound)
             db.execute("COMMIT")
         except BaseException:
             db.execute("ROLLBACK")
             for req in requests:
                 req.new_evidence = []
             raise
+        self.checkpointer.nudge()
+
+    def _digests(self, table: str, ids: list[str]) -> dict[str, str]:
+        """{id: digest} of the given ids that `table` holds."""
+        if not ids:
+            return {}
+        return dict(self.db.execute(_DIGESTS[table], (json.dumps(ids),)).fetchall())
 
     def queue_snapshots(self, cells: Sequence[CellView], at: datetime, unit: UnitConfig,
                         band: Callable[[float], str]) -> int:

@@ -14,7 +14,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from decimal import Decimal
-from typing import Any
+from typing import Any, TypeGuard
 
 from edge.exc import EdgeError
 from edge.mastery.replay import parse_timestamp
@@ -51,14 +51,27 @@ def to_us(ts: Decimal) -> int:
     return int((ts * 1_000_000).to_integral_value())
 
 
+def canonical(obj: Any) -> str:
+    """Canonical JSON text (sorted keys, no spaces, UTF-8 as is): what `digest` hashes."""
+    return json.dumps(obj, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+
+
 def digest(obj: Any) -> str:
     """Content hash of canonical JSON: equal for the same statement re-sent, whatever the key order."""
-    text = json.dumps(obj, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+    return digest_text(canonical(obj))
+
+
+def digest_text(text: str) -> str:
+    """`digest` of an object whose `canonical` text is `text`."""
     return hashlib.sha256(text.encode()).hexdigest()
 
 
+def _is_map(value: object) -> TypeGuard[Mapping[str, Any]]:
+    return type(value) is dict or isinstance(value, Mapping)  # JSON gives dicts: skip the ABC check for them
+
+
 def _obj(value: Any, field: str) -> Mapping[str, Any]:
-    if not isinstance(value, Mapping):
+    if not _is_map(value):
         raise StatementError(field, "must be a JSON object")
     return value
 
@@ -131,15 +144,15 @@ def validate_statement(value: Any, field: str) -> dict[str, Any]:
 
 def _context_skill(context: Mapping[str, Any]) -> str | None:
     ext = context.get("extensions")
-    if isinstance(ext, Mapping) and isinstance(ext.get(SKILL_EXTENSION), str) and ext[SKILL_EXTENSION]:
+    if _is_map(ext) and isinstance(ext.get(SKILL_EXTENSION), str) and ext[SKILL_EXTENSION]:
         return str(ext[SKILL_EXTENSION])
     activities = context.get("contextActivities")
-    if isinstance(activities, Mapping):
+    if _is_map(activities):
         for group in ("category", "other", "parent", "grouping"):
             items = activities.get(group)
-            for item in items if isinstance(items, list) else [items] if isinstance(items, Mapping) else []:
-                definition = item.get("definition") if isinstance(item, Mapping) else None
-                if isinstance(definition, Mapping) and definition.get("type") == OBJECTIVE_TYPE:
+            for item in items if isinstance(items, list) else [items] if _is_map(items) else []:
+                definition = item.get("definition") if _is_map(item) else None
+                if _is_map(definition) and definition.get("type") == OBJECTIVE_TYPE:
                     ident = item.get("id")
                     if isinstance(ident, str) and ident:
                         return ident
@@ -152,14 +165,14 @@ def evidence_of(st: Mapping[str, Any], stored_us: int, activity_skills: Mapping[
     if verb_id.rsplit("/", 1)[-1] not in EVIDENCE_VERBS:
         return None
     result = st.get("result")
-    if not isinstance(result, Mapping) or not isinstance(result.get("success"), bool):
+    if not _is_map(result) or not isinstance(result.get("success"), bool):
         return None
-    account = st["actor"].get("account") if isinstance(st["actor"], Mapping) else None
-    if not isinstance(account, Mapping):
+    account = st["actor"].get("account") if _is_map(st["actor"]) else None
+    if not _is_map(account):
         return None
     obj = st["object"]
-    skill = activity_skills.get(str(obj.get("id", ""))) if isinstance(obj, Mapping) else None
-    if skill is None and isinstance(st.get("context"), Mapping):
+    skill = activity_skills.get(str(obj.get("id", ""))) if _is_map(obj) else None
+    if skill is None and _is_map(st.get("context")):
         skill = _context_skill(st["context"])
     if skill is None:
         return None
@@ -217,7 +230,3 @@ def evidence_statement(ev: Evidence, home_page: str) -> dict[str, Any]:
         "timestamp": iso(ev.ts_us),
     }
 
-
-def outbound(body: Mapping[str, Any]) -> dict[str, Any]:
-    """A stored statement as it is sent on: `stored` and `authority` are the receiving LRS's to set."""
-    return {k: v for k, v in body.items() if k not in ("stored", "authority")}

@@ -10,6 +10,7 @@ would not send::
     conn.execute("BEGIN IMMEDIATE")
     ... store the statement ...
     Outbox.add(conn, statement_id, body_json)              # -> True if queued, False if that id is already queued
+    Outbox.add_many(conn, [(statement_id, body_json), ...])  # -> how many were new (one statement for many)
     conn.execute("COMMIT")                                 # WAL + synchronous=FULL: fsynced before the ack
 
 `body_json` is the statement exactly as it will be POSTed: JSON text of one object whose "id" is
@@ -95,6 +96,27 @@ class Outbox:
         Raises ValueError if `body_json` is not one JSON object with "id" == `statement_id` (the LRS would
         give it a new id and a re-send would duplicate it).
         """
+        Outbox.check(statement_id, body_json)
+        cur = conn.execute(
+            "INSERT OR IGNORE INTO sync_outbox (id, body, queued_at) VALUES (?, ?, ?)",
+            (statement_id, body_json, time.time() if now is None else now),
+        )
+        return cur.rowcount == 1
+
+    @staticmethod
+    def add_many(conn: sqlite3.Connection, items: Iterable[tuple[str, str]], *, now: float | None = None) -> int:
+        """`add` for many (id, body_json) pairs in one statement (a group commit's worth); returns how many
+        were new. Every body is checked before anything is queued."""
+        at = time.time() if now is None else now
+        rows = [(sid, body, at) for sid, body in items]
+        for sid, body, _ in rows:
+            Outbox.check(sid, body)
+        return conn.executemany("INSERT OR IGNORE INTO sync_outbox (id, body, queued_at) VALUES (?, ?, ?)",
+                                rows).rowcount
+
+    @staticmethod
+    def check(statement_id: str, body_json: str) -> None:
+        """ValueError unless `body_json` is one JSON object with this "id" and a "timestamp"."""
         try:
             body = json.loads(body_json)
         except ValueError as e:
@@ -104,11 +126,6 @@ class Outbox:
         if not body.get("timestamp"):
             # Without one the LRS stamps its own receipt time, so a re-send after a crash would differ (409).
             raise ValueError(f"statement {statement_id}: body needs a timestamp")
-        cur = conn.execute(
-            "INSERT OR IGNORE INTO sync_outbox (id, body, queued_at) VALUES (?, ?, ?)",
-            (statement_id, body_json, time.time() if now is None else now),
-        )
-        return cur.rowcount == 1
 
     def enqueue(self, items: Iterable[tuple[str, str]]) -> int:
         """Queue (id, body_json) pairs in one transaction of this handle; returns how many were new."""

@@ -391,3 +391,41 @@ def test_snapshots_queue_only_changed_cells_and_sync_status(tmp_path: Path) -> N
              if json.loads(b)["verb"]["id"].endswith("/estimated-mastery")]
     assert len(snaps) == 3  # nothing changed at shutdown: no fourth
     assert {s["actor"]["account"]["name"] for s in snaps} == {"s1", "s2"}
+
+
+def test_stored_and_queued_bodies_of_a_statement_without_timestamp(tmp_path: Path) -> None:
+    """One encoding per statement: the stored body and the district's copy carry what this LRS adds."""
+    sid = str(uuid.uuid4())
+    sent = statement("stu-1", "fractions", True, "unused", sid)
+    del sent["timestamp"]
+    sent["result"] = {"success": True, "response": "½ — un demi", "score": {"scaled": 1e-07}}
+    got: dict[str, Any] = {}
+
+    async def body(c: TestClient[Any, Any]) -> None:
+        r = await c.post("/xapi/statements", json=[sent], headers=XAPI)
+        assert r.status == 200 and await r.json() == [sid]
+        r = await c.post("/xapi/statements", json=sent, headers=XAPI)  # a re-send (no timestamp): a no-op
+        assert r.status == 200
+        got.update(await (await c.get(f"/xapi/statements?statementId={sid}", headers=XAPI)).json())
+
+    serve(make_config(tmp_path), body)
+    assert {k: v for k, v in got.items() if k not in ("timestamp", "stored", "authority", "version")} == sent
+    assert got["timestamp"] == got["stored"] and got["version"] == "1.0.3"
+    assert got["authority"] == {"objectType": "Agent", "account": {"homePage": "urn:classroom-edge", "name": "class"}}
+    db = sqlite3.connect(tmp_path / "mastery" / "mastery.sqlite3")
+    assert db.execute("SELECT count(*) FROM statements").fetchone() == (1,)
+    (queued,) = db.execute("SELECT body FROM sync_outbox WHERE id = ?", (sid,)).fetchone()
+    assert json.loads(queued) == {k: v for k, v in got.items() if k not in ("stored", "authority")}
+
+
+def test_a_lone_surrogate_is_a_400_not_a_500(tmp_path: Path) -> None:
+    async def body(c: TestClient[Any, Any]) -> None:
+        st = statement("s1", "fractions", True, "2024-05-01T10:00:00Z")
+        raw = json.dumps(st).replace('"s1"', '"s1\\ud800"')
+        r = await c.post("/xapi/statements", data=raw, headers={**XAPI, "Content-Type": "application/json"})
+        assert r.status == 400 and (await r.json())["field"] == "body"
+        ok = json.dumps(st).replace('"s1"', '"s1\\ud83d\\ude00"')  # a proper surrogate pair is fine
+        r = await c.post("/xapi/statements", data=ok, headers={**XAPI, "Content-Type": "application/json"})
+        assert r.status == 200, await r.text()
+
+    serve(make_config(tmp_path), body)

@@ -49,6 +49,21 @@ def test_add_refuses_bodies_that_would_not_resend_identically(tmp_path: Path) ->
     conn.close()
 
 
+def test_add_many_checks_every_body_before_queueing_any(tmp_path: Path) -> None:
+    conn = connect(tmp_path / "m.sqlite3")
+    Outbox.install(conn)
+    batch = items(3)
+    conn.execute("BEGIN IMMEDIATE")
+    assert Outbox.add_many(conn, batch[:2]) == 2
+    assert Outbox.add_many(conn, batch) == 1  # the first two are queued already
+    assert Outbox.add_many(conn, []) == 0
+    with pytest.raises(ValueError, match="with this id"):
+        Outbox.add_many(conn, [*items(2), ("other-id", batch[0][1])])
+    conn.execute("COMMIT")
+    assert [i for (i,) in conn.execute("SELECT id FROM sync_outbox ORDER BY seq")] == [i for i, _ in batch]
+    conn.close()
+
+
 def test_pending_order_mark_sent_quarantine_requeue_status(outbox: Outbox) -> None:
     batch = items(7)
     assert outbox.enqueue(batch) == 7 and outbox.enqueue(batch[:2]) == 0
