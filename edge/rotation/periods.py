@@ -17,6 +17,7 @@ from typing import Any
 from edge.config import PeriodConfig, read_section
 from edge.exc import ConfigError, StateError
 from edge.fsutil import atomic_write
+from edge.rotation.state import JsonStateFile
 
 log = logging.getLogger(__name__)
 FILE_NAME = "periods.json"
@@ -57,17 +58,10 @@ class PeriodStore:
 
     def periods(self) -> list[PeriodConfig]:
         """The saved periods ([] if none); raises StateError if the file is unreadable or invalid."""
-        try:
-            raw = self.path.read_bytes()
-        except FileNotFoundError:
+        doc = JsonStateFile(self.path).load()
+        if doc is None:
             return []
-        except OSError as e:
-            raise StateError(f"cannot read {self.path}: {e.strerror}") from e
-        try:
-            doc = json.loads(raw)
-        except (json.JSONDecodeError, UnicodeDecodeError) as e:
-            raise StateError(f"{self.path} is corrupt: {e}") from e
-        if not isinstance(doc, dict) or doc.get("version") != VERSION:
+        if doc.get("version") != VERSION:
             raise StateError(f"{self.path} is not a version {VERSION} period schedule")
         try:
             return parse_periods(doc.get("periods"), str(self.path))
