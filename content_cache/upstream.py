@@ -8,8 +8,8 @@ from __future__ import annotations
 
 import asyncio
 import os
-from collections.abc import AsyncIterator, Mapping
-from contextlib import asynccontextmanager
+from collections.abc import AsyncIterator, Iterator, Mapping
+from contextlib import asynccontextmanager, contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
@@ -68,9 +68,20 @@ class Upstream:
         if url.startswith("file://"):
             yield _open_file(Path(unquote(urlsplit(url).path)), headers)
             return
-        try:
+        with self._as_upstream_errors("upstream unreachable"):
             async with self._client().get(url, headers=dict(headers), allow_redirects=True) as resp:
                 yield UpstreamResponse(resp.status, resp.headers, self._iter(resp))
+
+    async def _iter(self, resp: aiohttp.ClientResponse) -> AsyncIterator[bytes]:
+        with self._as_upstream_errors("upstream connection lost"):
+            async for chunk in resp.content.iter_any():
+                yield chunk
+
+    @contextmanager
+    def _as_upstream_errors(self, down: str) -> Iterator[None]:
+        """Client errors as UpstreamError: stall (timeout), short (body broken off) or down (`down`: ...)."""
+        try:
+            yield
         except UpstreamError:
             raise
         except (TimeoutError, aiohttp.ServerTimeoutError):
@@ -78,18 +89,7 @@ class Upstream:
         except aiohttp.ClientPayloadError as e:
             raise UpstreamError("short", f"upstream broke off the body: {e}") from None
         except (aiohttp.ClientError, OSError) as e:
-            raise UpstreamError("down", f"upstream unreachable: {e}") from None
-
-    async def _iter(self, resp: aiohttp.ClientResponse) -> AsyncIterator[bytes]:
-        try:
-            async for chunk in resp.content.iter_any():
-                yield chunk
-        except (TimeoutError, aiohttp.ServerTimeoutError):
-            raise UpstreamError("stall", f"upstream stalled: no data for {self.stall_timeout_s:g} s") from None
-        except aiohttp.ClientPayloadError as e:
-            raise UpstreamError("short", f"upstream broke off the body: {e}") from None
-        except (aiohttp.ClientError, OSError) as e:
-            raise UpstreamError("down", f"upstream connection lost: {e}") from None
+            raise UpstreamError("down", f"{down}: {e}") from None
 
 
 def _file_etag(st: os.stat_result) -> str:
