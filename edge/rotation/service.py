@@ -72,6 +72,8 @@ class RotationService:
     def check_bell(self) -> None:
         """Start the saved plan of a class period whose bell rang since the last check."""
         now = datetime.fromtimestamp(self.clock.time())
+        if (now - self._last_bell_check).total_seconds() < BELL_CHECK_S:
+            return  # the loop also runs for every blink step; bells only need looking at once a second
         periods = [*self.config.rotation.periods, *saved_periods(self.config.state_dir)]  # IT's + teacher's
         period = due_period(periods, self._last_bell_check, now)
         self._last_bell_check = now
