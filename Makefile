@@ -39,4 +39,4 @@ lrs:
 	$(PYTHON) tests/sync/lrs.py
 
 clean:
-	rm -rf build $(VENV) native/*.so native/*.c
+	rm -rf build $(VENV) native/edge_native/*.so native/edge_native/*.c

@@ -18,7 +18,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from native import _bkt_py, bkt
+from edge_native import _bkt_py, bkt
 
 SEED = 20240611
 N_STUDENTS, N_SKILLS, PER_CELL = 1_000, 50, 20
@@ -97,12 +97,12 @@ def main() -> None:
     t_start = time.perf_counter()
     params, students, skills, correct, step = make_data()
     print(f"BKT benchmark: {N_EVENTS:,} events, {N_STUDENTS:,} students x {N_SKILLS} skills, seed {SEED}")
-    print(f"kernel selected by native.bkt: {bkt.IMPLEMENTATION}")
+    print(f"kernel selected by edge_native.bkt: {bkt.IMPLEMENTATION}")
     out = np.empty((N_EVENTS, 2))
     rows: list[tuple[str, int, float]] = []
 
     if bkt.IMPLEMENTATION == "compiled":
-        from native import _bkt_c  # type: ignore[attr-defined]
+        from edge_native import _bkt_c  # type: ignore[attr-defined]
 
         compiled: Callable[..., None] = _bkt_c.update
         state = bkt.init_state(params, N_STUDENTS)

@@ -34,9 +34,9 @@ HEADERS = {"Authorization": "Basic " + base64.b64encode(f"class:{KEY}".encode())
 
 
 def _serve(config: EdgeConfig) -> None:
-    from edge.mastery.service import serve_forever
+    from edge.mastery.app import serve
 
-    serve_forever(config)
+    serve(config)
 
 
 def _free_port() -> int:

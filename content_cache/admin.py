@@ -5,24 +5,21 @@
 
 from __future__ import annotations
 
-import hmac
 import json
 import time
-from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING
 
 from aiohttp import web
 
-from content_cache.prefetch import ManifestError, parse_manifest, run_prefetch
+from content_cache.manifest import parse_manifest
+from content_cache.prefetch import run_prefetch
+from edge.exc import ManifestError, RequestError
+from edge.serving.aio import Handler
+from edge.serving.auth import bearer_ok
 
 if TYPE_CHECKING:
     from content_cache.service import CacheService
 
-Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
-
-
-def _error(status: int, message: str, headers: dict[str, str] | None = None) -> web.Response:
-    return web.json_response({"error": message, "status": status}, status=status, headers=headers)
 
 
 def add_admin_routes(app: web.Application, svc: CacheService, token: str) -> None:
@@ -31,12 +28,10 @@ def add_admin_routes(app: web.Application, svc: CacheService, token: str) -> Non
     def guarded(handler: Handler) -> Handler:
         async def wrapper(request: web.Request) -> web.StreamResponse:
             if not token:
-                return _error(404, "admin API is off: set cache.admin_token in edge.toml to enable it")
-            auth = request.headers.get("Authorization", "")
-            scheme, _, given = auth.partition(" ")
-            # Constant-time compare: the token guards pin/evict on a shared school LAN.
-            if scheme.lower() != "bearer" or not hmac.compare_digest(given.strip().encode(), token.encode()):
-                return _error(401, "missing or wrong bearer token", {"WWW-Authenticate": 'Bearer realm="cache"'})
+                raise RequestError(404, "admin API is off: set cache.admin_token in edge.toml to enable it")
+            if not bearer_ok(request.headers.get("Authorization"), token):
+                raise RequestError(401, "missing or wrong bearer token",
+                                   headers={"WWW-Authenticate": 'Bearer realm="cache"'})
             return await handler(request)
 
         return wrapper
@@ -63,11 +58,11 @@ def add_admin_routes(app: web.Application, svc: CacheService, token: str) -> Non
         try:
             data = await request.json()
         except (json.JSONDecodeError, UnicodeDecodeError):
-            return _error(400, "body must be a JSON prefetch manifest")
+            raise RequestError(400, "body must be a JSON prefetch manifest") from None
         try:
             items = parse_manifest(data, svc.origins, "manifest")
         except ManifestError as e:
-            return _error(400, str(e))
+            raise RequestError(400, str(e)) from None
         report = await run_prefetch(svc, items)
         return web.json_response(report.to_json(), status=200 if report.ok else 422)
 
@@ -83,7 +78,7 @@ def add_admin_routes(app: web.Application, svc: CacheService, token: str) -> Non
     def _set_pin(key: str, value: bool) -> web.Response:
         entry = svc.store.get(key)
         if entry is None:
-            return _error(404, f"{key!r} is not cached (prefetch it with \"pin\": true)")
+            raise RequestError(404, f"{key!r} is not cached (prefetch it with \"pin\": true)")
         entry.pinned = value
         svc.store.update(entry)
         if not value:
@@ -93,9 +88,9 @@ def add_admin_routes(app: web.Application, svc: CacheService, token: str) -> Non
     async def evict(request: web.Request) -> web.Response:
         key = _key(request)
         if key in svc.inflight:
-            return _error(409, f"{key!r} is downloading; evict it when done")
+            raise RequestError(409, f"{key!r} is downloading; evict it when done")
         if not svc.evict(key):
-            return _error(404, f"{key!r} is not cached")
+            raise RequestError(404, f"{key!r} is not cached")
         svc.stats.evictions += 1
         return web.json_response({"key": key, "evicted": True})
 

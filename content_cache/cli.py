@@ -11,13 +11,14 @@ from typing import Any
 
 from aiohttp import web
 
-from content_cache.prefetch import PrefetchState, load_manifest, run_prefetch
+from content_cache.manifest import load_manifest
+from content_cache.prefetch import PrefetchState, run_prefetch
 from content_cache.server import build_service, start_cache
 from content_cache.store import Store
 from content_cache.workers import serve_workers
 from edge.cli_support import config_from
 from edge.exc import EdgeError
-from edge.sdnotify import serve_until_signal
+from edge.serving.lifecycle import serve_async
 
 
 def register(sub: Any, parent: argparse.ArgumentParser) -> None:
@@ -48,29 +49,23 @@ def cmd_serve(args: argparse.Namespace) -> int:
         return 0
 
     async def start() -> web.AppRunner:
-        try:
-            runner = await start_cache(config)
-        except OSError as e:
-            raise EdgeError(f"cannot listen on {config.cache.host}:{config.cache.port}: {e.strerror}") from None
+        runner = await start_cache(config)
         print(announce, flush=True)
         return runner
 
-    async def cleanup(runner: web.AppRunner) -> None:
+    async def stop(runner: web.AppRunner) -> None:
         await runner.cleanup()  # finishes in-flight responses' bookkeeping, closes the index cleanly
 
-    asyncio.run(serve_until_signal(start, cleanup))
+    asyncio.run(serve_async(start, stop))
     print("lesson cache stopped", flush=True)
     return 0
 
 
 def cmd_check(args: argparse.Namespace) -> int:
     config = config_from(args)
-    store = Store(config.cache_dir)
-    try:
+    with Store(config.cache_dir) as store:
         # Spare bodies younger than a minute: a running server may be about to index them.
         report = store.check(verify=args.verify, min_orphan_age_s=60.0)
-    finally:
-        store.close()
     print(f"{config.cache_dir}: {report.entries} objects ok, {len(report.temp_files)} temp files removed, "
           f"{len(report.orphan_bodies)} orphan bodies removed, {len(report.dropped_entries)} bad entries dropped, "
           f"{report.lock_files} unused lock files removed")

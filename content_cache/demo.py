@@ -8,8 +8,9 @@ an encoder the Pi image does not ship.
 from __future__ import annotations
 
 import hashlib
-import os
 from pathlib import Path
+
+from edge.fsutil import atomic_write
 
 CLIP_BYTES = 3 * 1024 * 1024
 VERSION = "1"  # bump to regenerate existing packs
@@ -43,27 +44,16 @@ def _clip() -> bytes:
     return bytes(out[:CLIP_BYTES])
 
 
-def _write(path: Path, data: bytes) -> None:
-    """Temp → fsync → rename, like every file this appliance writes."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    with open(tmp, "wb") as f:
-        f.write(data)
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(tmp, path)
-
-
 def ensure_demo_pack(pack: Path) -> Path:
     """Create the demo pack at `pack` unless it is already there (same version); returns `pack`."""
     stamp = pack / ".demo-version"
     if stamp.exists() and stamp.read_text().strip() == VERSION:
         return pack
     links = "".join(f"<li><a href='{name}'>{title}</a></li>" for name, (title, _) in LESSONS.items())
-    _write(pack / "index.html", _page("Demo lessons", f"<ul>{links}<li><a href='video/clip.bin'>"
+    atomic_write(pack / "index.html", _page("Demo lessons", f"<ul>{links}<li><a href='video/clip.bin'>"
                                       "Video-like clip (3 MB test data for seeking)</a></li></ul>").encode())
     for name, (title, task) in LESSONS.items():
-        _write(pack / name, _page(title, f"<p>{task}</p>").encode())
-    _write(pack / "video" / "clip.bin", _clip())
-    _write(stamp, (VERSION + "\n").encode())
+        atomic_write(pack / name, _page(title, f"<p>{task}</p>").encode())
+    atomic_write(pack / "video" / "clip.bin", _clip())
+    atomic_write(stamp, (VERSION + "\n").encode())
     return pack

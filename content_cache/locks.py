@@ -5,7 +5,8 @@ that works across processes and is released by the kernel when its holder dies: 
 `<dir>/locks/<sha256(key)>.lock`. The holder (leader) downloads into its temp file and publishes what it is
 doing in `<sha256(key)>.json` beside the lock (written to a temp name and renamed: readers never see half a
 file): first the temp file and upstream's headers, then the outcome. Other workers (followers) stream the
-growing temp file and take the lock over when the leader goes away without an outcome (it crashed).
+growing temp file and take the lock over when the leader goes away without an outcome (it crashed). What
+the `.json` says is typed in content_cache.coordination; this module only knows files and flocks.
 
 Lock files are empty, one per object downloaded. `remove_unheld` (run by `edge cache check` and the start-up
 repair) deletes those nobody holds. Deleting a lock file could let two processes lock two different inodes
@@ -26,6 +27,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+
+from edge.fsutil import atomic_write, remove_dead_temps
 
 
 class ObjectLocks:
@@ -82,10 +85,9 @@ class ObjectLock:
         return data if isinstance(data, dict) else None
 
     def write_meta(self, data: dict[str, Any]) -> None:
-        """Publish the leader's state (only the lock holder writes)."""
-        tmp = self.meta_path.with_name(f"{self.meta_path.name}.{os.getpid()}.tmp")
-        tmp.write_text(json.dumps(data))
-        os.replace(tmp, self.meta_path)
+        """Publish the leader's state (only the lock holder writes). Not fsynced: it describes a download in
+        progress, which a power cut ends anyway."""
+        atomic_write(self.meta_path, json.dumps(data).encode(), durable=False)
 
     def clear_meta(self) -> None:
         with contextlib.suppress(FileNotFoundError):
@@ -120,8 +122,8 @@ def remove_unheld(
     held lock is skipped, never waited for), and workers re-check the inode after locking (`try_acquire`).
     `min_age_s` spares locks whose state changed recently: a follower may be about to take the lock and
     read the outcome its leader just published (deleting it would only cost that follower a second look at
-    the index, but there is no need). Left-over `<x>.json.<pid>.tmp` files of dead writers go too
-    (`is_alive(pid)` decides; default: never remove them).
+    the index, but there is no need). Left-over temp files of dead writers go too (`is_alive(pid)` decides;
+    default: never remove them).
     """
     sweep = LockSweep()
     d = Path(directory)
@@ -156,8 +158,5 @@ def remove_unheld(
         finally:
             os.close(fd)
     if is_alive is not None:
-        for tmp in d.glob("*.json.*.tmp"):
-            pid = tmp.name.rsplit(".", 2)[-2]
-            if pid.isdigit() and not is_alive(int(pid)):
-                tmp.unlink(missing_ok=True)
+        remove_dead_temps(d, is_alive, "*.json")
     return sweep

@@ -10,16 +10,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import quote, unquote, urlsplit
 
+from edge.exc import TargetError
+
 _SAFE = "!$&'()*+,;=:@~-._"  # pchar characters kept as-is when re-encoding a segment (RFC 3986)
-
-
-class TargetError(Exception):
-    """A request target that must be refused; `status` is the HTTP status to answer with."""
-
-    def __init__(self, status: int, message: str) -> None:
-        super().__init__(message)
-        self.status = status
-        self.message = message
 
 
 @dataclass(frozen=True)

@@ -19,12 +19,14 @@ import time
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
+from types import TracebackType
 from typing import Any
 
 import diskcache
 
 from content_cache.locks import remove_unheld
 from content_cache.workerstats import remove_dead_stats
+from edge.fsutil import fsync_dir
 
 log = logging.getLogger(__name__)
 
@@ -68,10 +70,6 @@ class CheckReport:
     lock_files: int = 0  # download lock files (workers > 1) that no live process held, removed
     stats_files: int = 0  # published counters of dead worker processes, removed
 
-    @property
-    def repaired(self) -> int:
-        return len(self.orphan_bodies) + len(self.temp_files) + len(self.dropped_entries)
-
 
 def pid_alive(pid: int) -> bool:
     """Whether a process with this pid exists (the owner of a lock or temp file may have died)."""
@@ -84,14 +82,6 @@ def pid_alive(pid: int) -> bool:
     except PermissionError:
         return True
     return True
-
-
-def _fsync_dir(path: Path) -> None:
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
 
 
 class Store:
@@ -129,6 +119,13 @@ class Store:
     def close(self) -> None:
         self.flush_access()
         self._index.close()
+
+    def __enter__(self) -> Store:
+        return self
+
+    def __exit__(self, kind: type[BaseException] | None, value: BaseException | None,
+                 tb: TracebackType | None) -> None:
+        self.close()
 
     # -- lookups ---------------------------------------------------------------------------------------
 
@@ -239,7 +236,7 @@ class Store:
         final = self.bodies / entry.body
         final.parent.mkdir(exist_ok=True)
         os.replace(tmp, final)
-        _fsync_dir(final.parent)
+        fsync_dir(final.parent)
         old = self._mem.get(entry.key)
         with self._index.transact():
             raw = self._index.get(entry.key)

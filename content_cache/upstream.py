@@ -12,25 +12,15 @@ from collections.abc import AsyncIterator, Iterator, Mapping
 from contextlib import asynccontextmanager, contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Literal
 from urllib.parse import unquote, urlsplit
 
 import aiohttp
 from multidict import CIMultiDict, CIMultiDictProxy
 
 from content_cache.http import Unsatisfiable, check_conditionals, http_date, if_range_allows, parse_range
+from edge.exc import UpstreamError
 
 CHUNK = 256 * 1024
-ErrorKind = Literal["down", "stall", "status", "short", "verify"]
-
-
-class UpstreamError(Exception):
-    """An origin could not deliver: unreachable/refused (down), stalled, 5xx, short body, failed verify."""
-
-    def __init__(self, kind: ErrorKind, message: str) -> None:
-        super().__init__(message)
-        self.kind: ErrorKind = kind
-        self.message = message
 
 
 @dataclass

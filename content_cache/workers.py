@@ -23,17 +23,17 @@ import os
 import signal
 import socket
 import time
-from multiprocessing.connection import Connection, wait
+from multiprocessing.connection import Connection
 from multiprocessing.process import BaseProcess
-from types import FrameType
 
 from aiohttp import web
 
-from content_cache.server import effective_origins, make_app
+from content_cache.origins import effective_origins
+from content_cache.server import start_cache
 from content_cache.store import Store
 from edge.config import EdgeConfig
-from edge.exc import EdgeError
-from edge.sdnotify import notify, watchdog_interval
+from edge.exc import EdgeError, ListenError
+from edge.serving.lifecycle import serve_async, serve_threaded, stop_on_signal
 
 log = logging.getLogger(__name__)
 
@@ -49,25 +49,21 @@ def _remove_temps(config: EdgeConfig, pid: int) -> None:
 
 
 async def _serve_worker(config: EdgeConfig, index: int, ready: Connection) -> None:
-    stop = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for sig in (signal.SIGTERM, signal.SIGINT):
-        loop.add_signal_handler(sig, stop.set)
-    c = config.cache
-    runner = web.AppRunner(make_app(config, worker=index), access_log=None)
-    await runner.setup()
-    try:
-        await web.TCPSite(runner, c.host, c.port, reuse_address=True, reuse_port=True, backlog=1024).start()
-    except OSError as e:
-        ready.send(f"cannot listen on {c.host}:{c.port}: {e.strerror}")
-        await runner.cleanup()
-        return
-    ready.send("ok")
-    ready.close()
-    try:
-        await stop.wait()
-    finally:
+    async def start() -> web.AppRunner:
+        try:
+            runner = await start_cache(config, worker=index)
+        except ListenError as e:
+            ready.send(str(e))
+            raise
+        ready.send("ok")
+        ready.close()
+        return runner
+
+    async def stop(runner: web.AppRunner) -> None:
         await runner.cleanup()  # finishes in-flight responses' bookkeeping, closes the index cleanly
+
+    with contextlib.suppress(ListenError):  # reported to the parent through `ready`
+        await serve_async(start, stop, systemd=False)  # only the parent talks to systemd
 
 
 def _stop_with_parent() -> None:
@@ -158,8 +154,43 @@ def _claim_port(config: EdgeConfig) -> socket.socket:
         guard.set_inheritable(False)
         guard.bind(addr)
     except OSError as e:
-        raise EdgeError(f"cannot listen on {c.host}:{c.port}: {e.strerror or e}") from None
+        raise ListenError(c.host, c.port, e.strerror or str(e)) from None
     return guard
+
+
+class _Supervisor:
+    """Restarts workers that die (at most once a second each) and removes dead workers' temp files later."""
+
+    def __init__(self, config: EdgeConfig, pool: _Pool) -> None:
+        self.config = config
+        self.pool = pool
+        self.dead_temps: list[tuple[float, int]] = []  # (when, pid): dead workers' temp files to remove
+
+    def tick(self) -> None:
+        now = time.monotonic()
+        for pid in [pid for due, pid in self.dead_temps if due <= now]:
+            _remove_temps(self.config, pid)
+        self.dead_temps = [(due, pid) for due, pid in self.dead_temps if due > now]
+        for i, proc in list(self.pool.procs.items()):
+            if proc.is_alive():
+                continue
+            if time.monotonic() - self.pool.started_at[i] < RESTART_MIN_INTERVAL_S:
+                continue  # crashing at start: retry on a later round, not in a tight loop
+            log.warning("cache worker %d (pid %s) exited with %s; starting a new one", i, proc.pid, proc.exitcode)
+            # Its half-written temp files: a worker taking its download over renames the file to its own name
+            # and resumes it with a Range request. So not at once: what is still under the dead pid's name after
+            # a grace period was not taken over (or `edge cache check` got it first).
+            if proc.pid is not None:
+                self.dead_temps.append((time.monotonic() + TEMP_GRACE_S, proc.pid))
+            proc.close()
+            msg = self.pool.await_ready(i, self.pool.start(i))
+            if msg != "ok":
+                log.error("cache worker %d did not restart: %s", i, msg)
+
+    def close(self) -> None:
+        self.pool.stop_all()
+        for _, pid in self.dead_temps:
+            _remove_temps(self.config, pid)
 
 
 def serve_workers(config: EdgeConfig, announce: str) -> None:
@@ -167,73 +198,20 @@ def serve_workers(config: EdgeConfig, announce: str) -> None:
     n = config.cache.workers
     guard = _claim_port(config)
     try:
-        store = Store(config.cache_dir)
-        try:
+        with Store(config.cache_dir) as store:
             store.check()  # temp files of dead writers, orphans: once, before any worker runs
-        finally:
-            store.close()
         effective_origins(config)  # generate the demo pack (if needed) once, not in N racing workers
-    except BaseException:
-        guard.close()
-        raise
-
-    stop = False
-    wake_r, wake_w = os.pipe()
-    os.set_blocking(wake_r, False)
-    os.set_blocking(wake_w, False)
-
-    def on_signal(signum: int, frame: FrameType | None) -> None:
-        nonlocal stop
-        stop = True
-
-    old_wakeup = signal.set_wakeup_fd(wake_w)
-    old_handlers = {sig: signal.signal(sig, on_signal) for sig in (signal.SIGTERM, signal.SIGINT)}
-    pool = _Pool(config)
-    dead_temps: list[tuple[float, int]] = []  # (when, pid): dead workers' temp files to remove
-    watchdog = watchdog_interval() is not None
-    try:
-        readers = {i: pool.start(i) for i in range(n)}
-        problems = [msg for i, r in readers.items() if (msg := pool.await_ready(i, r)) != "ok"]
-        if problems:
-            raise EdgeError("; ".join(problems))
-        print(announce, flush=True)
-        notify("READY=1")
-        while not stop:
-            wait([p.sentinel for p in pool.procs.values()] + [wake_r], timeout=1.0)
-            if watchdog:
-                notify("WATCHDOG=1")  # the supervising loop is alive; dead workers are restarted below
-            with contextlib.suppress(BlockingIOError):
-                os.read(wake_r, 512)
-            if stop:
-                break
-            now = time.monotonic()
-            for pid in [pid for due, pid in dead_temps if due <= now]:
-                _remove_temps(config, pid)
-            dead_temps = [(due, pid) for due, pid in dead_temps if due > now]
-            for i, proc in list(pool.procs.items()):
-                if proc.is_alive():
-                    continue
-                if time.monotonic() - pool.started_at[i] < RESTART_MIN_INTERVAL_S:
-                    continue  # crashing at start: retry on a later round, not in a tight loop
-                log.warning("cache worker %d (pid %s) exited with %s; starting a new one", i, proc.pid,
-                            proc.exitcode)
-                # Its half-written temp files: a worker taking its download over renames the file to its own
-                # name and resumes it with a Range request. So not at once: what is still under the dead
-                # pid's name after a grace period was not taken over (or `edge cache check` got it first).
-                if proc.pid is not None:
-                    dead_temps.append((time.monotonic() + TEMP_GRACE_S, proc.pid))
-                proc.close()
-                msg = pool.await_ready(i, pool.start(i))
-                if msg != "ok":
-                    log.error("cache worker %d did not restart: %s", i, msg)
+        with stop_on_signal() as stopping:
+            supervisor = _Supervisor(config, _Pool(config))
+            try:
+                readers = {i: supervisor.pool.start(i) for i in range(n)}
+                problems = [msg for i, r in readers.items() if (msg := supervisor.pool.await_ready(i, r)) != "ok"]
+                if problems:
+                    raise EdgeError("; ".join(problems))
+                print(announce, flush=True)
+                # the watchdog is fed by this supervising loop; dead workers are restarted by its tick
+                serve_threaded(stopping, tick=supervisor.tick)
+            finally:
+                supervisor.close()
     finally:
-        notify("STOPPING=1")
-        pool.stop_all()
-        for _, pid in dead_temps:
-            _remove_temps(config, pid)
         guard.close()
-        signal.set_wakeup_fd(old_wakeup)
-        for sig, handler in old_handlers.items():
-            signal.signal(sig, handler)
-        os.close(wake_r)
-        os.close(wake_w)

@@ -13,10 +13,11 @@ index) overwrites it, and `edge cache check` / the start-up repair removes it.
 from __future__ import annotations
 
 import json
-import os
 from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any
+
+from edge.fsutil import atomic_write, remove_dead_temps
 
 PUBLISH_INTERVAL_S = 1.0
 
@@ -27,13 +28,8 @@ def stats_path(directory: Path, worker: int) -> Path:
 
 def write_worker_stats(directory: Path, worker: int, report: dict[str, Any]) -> None:
     """Publish one worker's report atomically (only that worker writes its file)."""
-    d = Path(directory)
-    d.mkdir(parents=True, exist_ok=True)
-    final = stats_path(d, worker)
-    tmp = final.with_name(f"{final.name}.{os.getpid()}.tmp")
-    tmp.write_text(json.dumps(report))
-    # No fsync: the figures are advisory and re-published every second; a power cut losing them is fine.
-    os.replace(tmp, final)
+    # Not durable: the figures are advisory and re-published every second; a power cut losing them is fine.
+    atomic_write(stats_path(directory, worker), json.dumps(report).encode(), durable=False)
 
 
 def _pid_of(report: dict[str, Any]) -> int:
@@ -73,10 +69,7 @@ def remove_dead_stats(directory: Path, is_alive: Callable[[int], bool]) -> int:
         if not isinstance(data, dict) or not is_alive(_pid_of(data)):
             path.unlink(missing_ok=True)
             removed += 1
-    for tmp in d.glob("worker-*.json.*.tmp"):
-        pid = tmp.name.rsplit(".", 2)[-2]
-        if pid.isdigit() and not is_alive(int(pid)):
-            tmp.unlink(missing_ok=True)
+    remove_dead_temps(d, is_alive, "worker-*.json")
     return removed
 
 

@@ -1,38 +1,68 @@
-"""`edge run`: the whole unit in one foreground process (a laptop demo, or a quick check on a Pi)."""
+"""`edge run`: the whole unit in one foreground process (a laptop demo, or a quick check on a Pi).
+
+In production each service is its own systemd unit (`edge rotation serve`, `edge cache serve`, `edge mastery
+serve`); here the aiohttp ones share a private event loop in a thread and the pages run in waitress threads,
+so a laptop demo is one command.
+"""
 
 from __future__ import annotations
 
 import argparse
+import asyncio
+import contextlib
 import dataclasses
 import logging
 import secrets
-import signal
-import sys
 import threading
-from collections.abc import Sequence
-from types import FrameType
+from collections.abc import Callable, Coroutine, Iterator, Sequence
+from typing import Any
 
-from edge.aio_services import AioServices, Starter
+from aiohttp import web
+
 from edge.cli_support import config_from
 from edge.config import DEFAULTS, EdgeConfig
-from edge.demo import DEMO_PLAN
-from edge.exc import EdgeError, RotationError
+from edge.exc import ListenError
+from edge.rotation.console import run_console
+from edge.rotation.demo import DEMO_PLAN
 from edge.rotation.plan import Plan, load_plan
 from edge.rotation.service import RotationService
-from edge.status_line import status_line
+from edge.serving.lifecycle import stop_on_signal
 
 log = logging.getLogger(__name__)
-
-
-def _wait_for_signal(stop: threading.Event) -> None:
-    def handler(signum: int, frame: FrameType | None) -> None:
-        stop.set()
-
-    signal.signal(signal.SIGTERM, handler)
-    signal.signal(signal.SIGINT, handler)
-
-
+Starter = Callable[[EdgeConfig], Coroutine[Any, Any, web.AppRunner]]
 ALL_SERVICES = ("rotation", "web", "cache", "mastery")
+
+
+class AioServices:
+    """The given aiohttp services on one private event loop in a background thread (a context manager)."""
+
+    def __init__(self, config: EdgeConfig, starters: dict[str, Starter]) -> None:
+        self.config = config
+        self.starters = starters
+        self.loop = asyncio.new_event_loop()
+        self.runners: dict[str, web.AppRunner] = {}
+        self.errors: dict[str, str] = {}
+        self._thread = threading.Thread(target=self.loop.run_forever, name="aio-services", daemon=True)
+
+    def __enter__(self) -> AioServices:
+        self._thread.start()
+        for name, starter in self.starters.items():
+            try:
+                self.runners[name] = asyncio.run_coroutine_threadsafe(starter(self.config), self.loop).result(30)
+            except ListenError as e:  # e.g. the port is taken: the other services still run
+                self.errors[name] = str(e)
+                log.error("%s did not start: %s", name, e)
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        async def cleanup() -> None:
+            for runner in self.runners.values():
+                await runner.cleanup()
+
+        asyncio.run_coroutine_threadsafe(cleanup(), self.loop).result(30)
+        self.loop.call_soon_threadsafe(self.loop.stop)
+        self._thread.join(timeout=10)
+        self.loop.close()
 
 
 def _aio_starters(services: Sequence[str]) -> dict[str, Starter]:
@@ -42,65 +72,37 @@ def _aio_starters(services: Sequence[str]) -> dict[str, Starter]:
 
         starters["cache"] = start_cache
     if "mastery" in services:
-        from edge.mastery.service import start_mastery
+        from edge.mastery.app import start_mastery
 
         starters["mastery"] = start_mastery
     return starters
 
 
-def run_foreground(config: EdgeConfig, plan: Plan | None = None, services: Sequence[str] = ("rotation",),
-                   status_interval_s: float = 0.5) -> int:
-    """Run until SIGINT/SIGTERM, printing a live status line (rewritten in place on a terminal)."""
-    stop = threading.Event()
-    _wait_for_signal(stop)
-    rotation = RotationService(config)
-    aio = AioServices(config, _aio_starters(services))
-    aio.start()
-    if "cache" in aio.runners:
-        print(f"edge: lesson cache on http://{config.cache.host}:{config.cache.port}/", flush=True)
-    if "mastery" in aio.runners:
-        print(f"edge: mastery service (xAPI intake) on http://{config.mastery.host}:{config.mastery.port}/xapi/",
-              flush=True)
-    web = None
-    if "web" in services:  # the station board, student and teacher pages (waitress, in a thread)
-        from edge.web.server import start_pages
+@contextlib.contextmanager
+def _pages(config: EdgeConfig, rotation: RotationService, wanted: bool) -> Iterator[str]:
+    """The station board, student and teacher pages in waitress threads; yields their URL ("" when off)."""
+    if not wanted:
+        yield ""
+        return
+    from edge.rotation.web.server import start_pages
 
-        try:
-            web = start_pages(config, rotation)
-        except EdgeError:
-            aio.stop()
-            rotation.stop()
-            raise
-    print(f"edge: config {config.source}; pins: {rotation.devices.factory_name}"
-          f"{' (no GPIO here: mock pins)' if rotation.devices.fallback else ''}; state in {config.state_dir}"
-          f"{f'; pages on {web.url}/board /teacher /' if web else ''}", flush=True)
-    if plan is not None:
-        try:
-            rotation.engine.start(plan)
-        except RotationError as e:
-            print(f"edge: not starting {plan.name!r}: {e}", file=sys.stderr)
-    rotation.start()
-    tty = sys.stdout.isatty()
-    last_key: tuple[object, ...] = ()
-    try:
-        while not stop.is_set():
-            snap = rotation.engine.snapshot()
-            line = status_line(snap, rotation.driver.outputs())
-            key = (snap.phase, snap.round, snap.quiet, snap.fault)
-            if tty:
-                sys.stdout.write("\r\x1b[2K" + line)
-                sys.stdout.flush()
-            elif key != last_key:
-                print(line, flush=True)  # in a log, one line per phase change
-            last_key = key
-            stop.wait(status_interval_s)
-    finally:
-        if tty:
-            sys.stdout.write("\n")
-        if web is not None:
-            web.close()
-        aio.stop()
-        rotation.stop()
+    with start_pages(config, rotation) as server:
+        yield server.url
+
+
+def run_foreground(config: EdgeConfig, plan: Plan | None = None, services: Sequence[str] = ALL_SERVICES) -> int:
+    """Run until SIGINT/SIGTERM, printing a live status line (rewritten in place on a terminal)."""
+    with stop_on_signal() as stopping, AioServices(config, _aio_starters(services)) as aio, \
+            RotationService(config) as rotation, _pages(config, rotation, "web" in services) as url:
+        if "cache" in aio.runners:
+            print(f"edge: lesson cache on http://{config.cache.host}:{config.cache.port}/", flush=True)
+        if "mastery" in aio.runners:
+            print(f"edge: mastery service (xAPI intake) on http://{config.mastery.host}:{config.mastery.port}/xapi/",
+                  flush=True)
+        print(f"edge: config {config.source}; pins: {rotation.devices.factory_name}"
+              f"{' (no GPIO here: mock pins)' if rotation.devices.fallback else ''}; state in {config.state_dir}"
+              f"{f'; pages on {url}/board /teacher /' if url else ''}", flush=True)
+        run_console(rotation, plan, stopping)
     return 0
 
 

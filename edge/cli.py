@@ -18,7 +18,6 @@ REGISTRARS = (
     "edge.app",
     "edge.rotation.cli",
     "edge.doctor",
-    "edge.web.cli",
     "edge.mastery.cli",
     "content_cache.cli",
     "edge.sync.cli",

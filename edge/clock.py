@@ -6,6 +6,10 @@ import threading
 import time
 from typing import Protocol
 
+# A deadline counts as reached 1 µs early: a clock set to a float deadline ("start + offset") can land an ulp
+# short of it. The engine's phase boundaries and the cue patterns' steps both use it.
+EPS = 1e-6
+
 
 class Clock(Protocol):
     """Monotonic seconds for deadlines; wall seconds (epoch) only for bell schedules and restarts."""

@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 from edge.exc import ConfigError
-from edge.mastery.params import ParamSet, parse_params
+from edge.params import ParamSet, parse_params
 from edge.tomlfile import read_toml
 
 T = TypeVar("T")

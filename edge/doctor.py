@@ -40,7 +40,7 @@ def checks(args: argparse.Namespace) -> list[tuple[str, str]]:
     rows.append(("saved plans", f"{len(store.plans()) if cfg.plans_dir.exists() else 0} ok, {len(broken)} broken"))
     rows.extend(("broken plan", b) for b in broken)
     rows.append(("bell periods", str(len(cfg.rotation.periods))))
-    from native import bkt
+    from edge_native import bkt
 
     rows.append(("BKT kernel", "compiled (Cython)" if bkt.IMPLEMENTATION == "compiled"
                  else "pure-Python twin (the compiled kernel is missing: run `make native`)"))

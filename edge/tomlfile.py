@@ -19,5 +19,7 @@ def read_toml(path: str | os.PathLike[str], error: type[ConfigError] = ConfigErr
         raise error(file, "", "no such file") from None
     except OSError as e:
         raise error(file, "", f"cannot read: {e.strerror}") from None
+    except UnicodeDecodeError as e:
+        raise error(file, "", f"not UTF-8 text (byte {e.start}); save the file as UTF-8") from None
     except tomllib.TOMLDecodeError as e:
         raise error(file, "", f"invalid TOML: {e}") from None

@@ -12,6 +12,7 @@ from typing import Any
 import pytest
 
 from edge.cli import main
+from tests.net import free_port
 from tests.rotation.plans import PLAN_TOML
 
 
@@ -109,12 +110,6 @@ def test_save_list_delete_plans(tmp_path: Path, capsys: pytest.CaptureFixture[st
     assert "no saved plan by that name" in capsys.readouterr().err
 
 
-def free_port() -> int:
-    import socket
-
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def test_edge_run_shows_the_demo_rotation_and_stops_cleanly_on_sigterm(tmp_path: Path) -> None:

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from edge.sdnotify import notify, watchdog_interval
+from edge.serving.sdnotify import notify, watchdog_interval
 
 
 def test_notify_sends_datagrams(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -50,9 +50,9 @@ def test_watchdog_interval_is_half_the_timeout(monkeypatch: pytest.MonkeyPatch) 
         (["mastery", "serve"], "mastery", 'class_key = "k"\n'),
         (["cache", "serve"], "cache", ""),
         (["cache", "serve"], "cache", "workers = 2\n"),
-        (["web", "serve"], "web", ""),
+        (["rotation", "serve"], "web", ""),
     ],
-    ids=["mastery", "cache", "cache-2-workers", "web"],
+    ids=["mastery", "cache", "cache-2-workers", "rotation"],
 )
 def test_serve_tells_systemd_ready_feeds_the_watchdog_and_stops(tmp_path: Path, command: list[str], section: str,
                                                                 extra: str) -> None:

@@ -1,4 +1,5 @@
-"""The thin cue driver: maps engine snapshots to gpiozero TrafficLights, a buzzer and the teacher button.
+"""The thin cue driver: shows a named cue (edge.cues.patterns) on gpiozero TrafficLights, a buzzer, and reads
+the teacher button. It knows nothing of rotations: the rotation service says which cue to show.
 
 Patterns are stepped on the engine's clock (not with gpiozero's blink threads) so that cues start exactly
 at the phase boundary, pin histories are reproducible on a fake clock, and latency can be measured.
@@ -10,6 +11,7 @@ import logging
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass
+from types import TracebackType
 from typing import Any
 
 from gpiozero import Button, Buzzer, TonalBuzzer, TrafficLights
@@ -17,16 +19,15 @@ from gpiozero.tones import Tone
 
 from edge.clock import Clock
 from edge.config import GpioConfig
-from edge.cues.patterns import CHANNELS, CUES, SILENT, Track, Value, cue_name
+from edge.cues.patterns import CHANNELS, CUES, SILENT, Track, Value
 from edge.cues.pins import factory_name, resolve_pin_factory
-from edge.rotation.engine import Snapshot
 
 log = logging.getLogger(__name__)
 
 
 @dataclass
 class Devices:
-    """The gpiozero devices of one unit, all on one pin factory."""
+    """The gpiozero devices of one unit, all on one pin factory (a context manager: `with open_devices(...)`)."""
 
     lights: TrafficLights
     buzzer: Buzzer | TonalBuzzer
@@ -41,6 +42,13 @@ class Devices:
     def close(self) -> None:
         for dev in (self.button, self.buzzer, self.lights):
             dev.close()
+
+    def __enter__(self) -> Devices:
+        return self
+
+    def __exit__(self, kind: type[BaseException] | None, value: BaseException | None,
+                 tb: TracebackType | None) -> None:
+        self.close()
 
 
 def open_devices(gpio: GpioConfig, source: str = "<config>") -> Devices:
@@ -73,16 +81,16 @@ class CueDriver:
     def cue(self) -> str:
         return self._cue
 
-    def show(self, snap: Snapshot) -> None:
-        """Switch to the snapshot's cue (restarting its pattern only if the cue changed)."""
-        name = cue_name(snap)
+    def show(self, name: str, quiet: bool = False) -> None:
+        """Switch to cue `name` (a key of CUES), restarting its pattern only if the cue changed; `quiet`
+        silences the buzzer."""
         with self._lock:
-            if name == self._cue and snap.quiet == self._quiet:
+            if name == self._cue and quiet == self._quiet:
                 return
             restart = name != self._cue
-            self._cue, self._quiet = name, snap.quiet
+            self._cue, self._quiet = name, quiet
             self._tracks = dict(CUES[name])
-            if snap.quiet:
+            if quiet:
                 self._tracks["buzzer"] = SILENT
             if restart:
                 self._started = self.clock.monotonic()

@@ -10,10 +10,9 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
-from edge.rotation.engine import Snapshot
+from edge.clock import EPS
 
 INF = math.inf
-EPS = 1e-6
 CHANNELS = ("red", "amber", "green", "buzzer")
 Value = bool | str | None
 
@@ -25,8 +24,7 @@ class Track:
 
     def value_at(self, t: float) -> tuple[Value, float]:
         """The value `t` seconds into the track and how long until it next changes (inf = never)."""
-        # 1 µs of slack: a clock set to "start + boundary" can land an ulp short of the boundary in floats
-        t += EPS
+        t += EPS  # a clock set to "start + boundary" can land an ulp short of the boundary in floats
         period = sum(d for d, _ in self.steps)
         if self.repeat and math.isfinite(period):
             t = math.fmod(t, period)
@@ -74,10 +72,3 @@ CUES: dict[str, dict[str, Track]] = {
     # red steady + amber fast blink + two long beeps: state was lost and the timer reset (press to clear)
     "fault": {"red": steady(True), "amber": blink(0.25, 0.25), "green": OFF, "buzzer": beeps("A4", 2, 0.6, 0.4)},
 }
-
-
-def cue_name(snap: Snapshot) -> str:
-    """Which cue a snapshot shows; a recovered fault shows until cleared or a plan starts."""
-    if snap.fault and snap.status in ("idle", "done"):
-        return "fault"
-    return snap.phase

@@ -44,7 +44,7 @@ def cmd_replay(args: argparse.Namespace) -> int:
 
 
 def cmd_serve(args: argparse.Namespace) -> int:
-    from edge.mastery.service import serve_forever
+    from edge.mastery.app import serve
 
-    serve_forever(config_from(args))
+    serve(config_from(args))
     return 0

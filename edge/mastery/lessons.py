@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from content_cache.prefetch import ManifestError, load_manifest
-from content_cache.server import effective_origins
+from content_cache.manifest import load_manifest
+from content_cache.origins import effective_origins
 from edge.config import EdgeConfig
-from edge.exc import ConfigError
+from edge.exc import ConfigError, ManifestError
 
 
 def activity_skills(config: EdgeConfig) -> dict[str, str]:

@@ -12,10 +12,10 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 import numpy as np
+from edge_native import bkt
 
-from edge.mastery.params import ParamSet
 from edge.mastery.xapi import Evidence
-from native import bkt
+from edge.params import ParamSet
 
 # (student, skill) -> that cell's stored evidence as (correct, ts_us, id), in (ts_us, id) order
 History = Callable[[str, str], Sequence[tuple[bool, int, str]]]
@@ -149,3 +149,8 @@ class MasteryState:
                 return None
             return [self._view(s, k, student, sk) for sk, k in sorted(self.skills.items())
                     if self._counts[s, k] > 0]
+
+
+def band(p: float, bands: list[float]) -> str:
+    """needs_help below bands[0], practising below bands[1], else mastered."""
+    return "needs_help" if p < bands[0] else "practising" if p < bands[1] else "mastered"

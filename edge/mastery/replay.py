@@ -16,25 +16,17 @@ from decimal import Decimal
 from pathlib import Path
 
 import numpy as np
+from edge_native import bkt
 
-from edge.exc import EdgeError
-from edge.mastery.params import ParamSet, parse_params
+from edge.exc import EdgeError, EventsFileError
+from edge.params import ParamSet, parse_params
 from edge.tomlfile import read_toml
-from native import bkt
 
 EVENT_COLUMNS = ("event_id", "student", "skill", "correct", "timestamp")
 OUT_COLUMNS = ("event_id", "student", "skill", "p_correct", "p_known_after")
 TRUE_WORDS = {"1": True, "true": True, "0": False, "false": False}
 _EPOCH_RE = re.compile(r"[0-9]+(\.[0-9]+)?")
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
-
-
-class EventsFileError(EdgeError, ValueError):
-    """A malformed events file; the message names the file and line."""
-
-    def __init__(self, file: str, line: int, reason: str) -> None:
-        self.file, self.line, self.reason = file, line, reason
-        super().__init__(f"{file}: line {line}: {reason}")
 
 
 def parse_correct(text: str) -> bool:

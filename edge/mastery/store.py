@@ -17,13 +17,14 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
+from types import TracebackType
 from typing import Any
 
 from edge.config import UnitConfig
+from edge.db import connect, transaction
 from edge.mastery.model import CellView
-from edge.mastery.xapi import Evidence, evidence_statement
+from edge.mastery.xapi import Evidence, Item, evidence_statement, snapshot_item
 from edge.sync.outbox import Outbox
-from edge.sync.snapshots import snapshot_item
 
 log = logging.getLogger(__name__)
 # The writer connection checkpoints by itself only once the WAL holds this many pages (~40 MB): the
@@ -100,20 +101,6 @@ class Checkpointer:
         self.db.close()
 
 
-@dataclass(slots=True)
-class Item:
-    """One thing to store: an xAPI statement (with its evidence, if any) or a compact evidence item.
-
-    The JSON texts are made by the caller (the request handler, off the writer thread), once per item.
-    """
-
-    id: str
-    digest: str
-    body: str | None  # the statement as stored (JSON text); None for compact evidence
-    evidence: Evidence | None
-    outbound: str = ""  # a statement as the district gets it (JSON text), queued with it; "" for compact evidence
-
-
 @dataclass
 class WriteRequest:
     """All items of one HTTP request: stored together or (on a conflict) not at all."""
@@ -124,6 +111,8 @@ class WriteRequest:
     new_evidence: list[Evidence] = field(default_factory=list)
 
 
+StatementRow = tuple[str, str, str, str]
+EvidenceRow = tuple[str, str, str, int, int, str, str]
 # One statement whatever the number of ids (a JSON array parameter): prepared once, cached by sqlite3.
 _DIGESTS = {table: f"SELECT id, digest FROM {table} WHERE id IN (SELECT value FROM json_each(?))"
             for table in ("statements", "evidence")}
@@ -132,11 +121,7 @@ _DIGESTS = {table: f"SELECT id, digest FROM {table} WHERE id IN (SELECT value FR
 class Store:
     def __init__(self, path: Path, home_page: str = "https://classroom-edge.invalid/students") -> None:
         self.home_page = home_page  # students' account homePage in statements built from compact evidence
-        path.parent.mkdir(parents=True, exist_ok=True)
-        # isolation_level=None: we issue BEGIN/COMMIT ourselves
-        self.db = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
-        self.db.execute("PRAGMA journal_mode=WAL")
-        self.db.execute("PRAGMA synchronous=FULL")  # WAL + FULL: the WAL is fsynced at every commit
+        self.db = connect(path)  # WAL + synchronous=FULL: the WAL is fsynced at every commit
         self.db.executescript(SCHEMA)
         Outbox.install(self.db)
         # Checkpoints (copying the WAL into the database file, and fsyncing it) run on their own thread and
@@ -149,6 +134,13 @@ class Store:
         self.checkpointer.close()
         self.db.close()
 
+    def __enter__(self) -> Store:
+        return self
+
+    def __exit__(self, kind: type[BaseException] | None, value: BaseException | None,
+                 tb: TracebackType | None) -> None:
+        self.close()
+
     def write_group(self, requests: Sequence[WriteRequest]) -> None:
         """Store several requests in ONE transaction (one fsync); each one all-or-nothing.
 
@@ -156,66 +148,69 @@ class Store:
         (two lookups for the whole group), then written with one multi-row statement per table: an id stored
         with the same digest is a no-op, with another digest a conflict that stores nothing of its request.
         """
-        db = self.db
-        db.execute("BEGIN IMMEDIATE")
         try:
-            stored = self._digests("statements", [i.id for r in requests for i in r.items if i.body is not None])
-            evidence = self._digests("evidence", list(
-                {i.id for r in requests for i in r.items if i.body is None}
-                | {i.evidence.id for r in requests for i in r.items if i.evidence is not None}))
-            statement_rows: list[tuple[str, str, str, str]] = []
-            evidence_rows: list[tuple[str, str, str, int, int, str, str]] = []
-            outbound: list[tuple[str, str]] = []
-            for req in requests:
-                new_st: dict[str, str] = {}
-                new_ev: dict[str, str] = {}
-                st_rows: list[tuple[str, str, str, str]] = []
-                ev_rows: list[tuple[str, str, str, int, int, str, str]] = []
-                out: list[tuple[str, str]] = []
-                new: list[Evidence] = []
-                for item in req.items:
-                    if item.body is not None:
-                        known = new_st.get(item.id) or stored.get(item.id)
-                    else:
-                        known = new_ev.get(item.id) or evidence.get(item.id)
-                    if known is not None:
-                        if known != item.digest:
-                            req.conflict = item.id
-                            break
-                        continue  # the same thing again: a no-op
-                    if item.body is not None:
-                        new_st[item.id] = item.digest
-                        st_rows.append((item.id, req.stored_at, item.digest, item.body))
-                        out.append((item.id, item.outbound))
-                    ev = item.evidence
-                    if ev is not None and ev.id not in new_ev and ev.id not in evidence:
-                        new_ev[ev.id] = item.digest
-                        ev_rows.append((ev.id, ev.student, ev.skill, int(ev.correct), ev.ts_us, item.digest,
-                                        "xapi" if item.body is not None else "api"))
-                        new.append(ev)
-                        if item.body is None:  # compact evidence reaches the district as a statement
-                            st = evidence_statement(ev, self.home_page)
-                            out.append((st["id"], json.dumps(st)))
-                if req.conflict is not None:
-                    continue  # nothing of this request
-                stored.update(new_st)
-                evidence.update(new_ev)
-                statement_rows += st_rows
-                evidence_rows += ev_rows
-                outbound += out
-                req.new_evidence = new
-            db.executemany("INSERT INTO statements (id, stored_at, digest, body) VALUES (?, ?, ?, ?)",
-                           statement_rows)
-            db.executemany("INSERT INTO evidence (id, student, skill, correct, ts_us, digest, source)"
-                           " VALUES (?, ?, ?, ?, ?, ?, ?)", evidence_rows)
-            Outbox.add_many(db, outbound)
-            db.execute("COMMIT")
+            with transaction(self.db) as db:
+                statement_rows, evidence_rows, outbound = self._decide(requests)
+                db.executemany("INSERT INTO statements (id, stored_at, digest, body) VALUES (?, ?, ?, ?)",
+                               statement_rows)
+                db.executemany("INSERT INTO evidence (id, student, skill, correct, ts_us, digest, source)"
+                               " VALUES (?, ?, ?, ?, ?, ?, ?)", evidence_rows)
+                Outbox.add_many(db, outbound)
         except BaseException:
-            db.execute("ROLLBACK")
             for req in requests:
                 req.new_evidence = []
             raise
         self.checkpointer.nudge()
+
+    def _decide(self, requests: Sequence[WriteRequest]) -> tuple[list[StatementRow], list[EvidenceRow],
+                                                                  list[tuple[str, str]]]:
+        """The rows to insert for `requests` (setting each one's `conflict` or `new_evidence`)."""
+        stored = self._digests("statements", [i.id for r in requests for i in r.items if i.body is not None])
+        evidence = self._digests("evidence", list(
+            {i.id for r in requests for i in r.items if i.body is None}
+            | {i.evidence.id for r in requests for i in r.items if i.evidence is not None}))
+        statement_rows: list[StatementRow] = []
+        evidence_rows: list[EvidenceRow] = []
+        outbound: list[tuple[str, str]] = []
+        for req in requests:
+            new_st: dict[str, str] = {}
+            new_ev: dict[str, str] = {}
+            st_rows: list[StatementRow] = []
+            ev_rows: list[EvidenceRow] = []
+            out: list[tuple[str, str]] = []
+            new: list[Evidence] = []
+            for item in req.items:
+                if item.body is not None:
+                    known = new_st.get(item.id) or stored.get(item.id)
+                else:
+                    known = new_ev.get(item.id) or evidence.get(item.id)
+                if known is not None:
+                    if known != item.digest:
+                        req.conflict = item.id
+                        break
+                    continue  # the same thing again: a no-op
+                if item.body is not None:
+                    new_st[item.id] = item.digest
+                    st_rows.append((item.id, req.stored_at, item.digest, item.body))
+                    out.append((item.id, item.outbound))
+                ev = item.evidence
+                if ev is not None and ev.id not in new_ev and ev.id not in evidence:
+                    new_ev[ev.id] = item.digest
+                    ev_rows.append((ev.id, ev.student, ev.skill, int(ev.correct), ev.ts_us, item.digest,
+                                    "xapi" if item.body is not None else "api"))
+                    new.append(ev)
+                    if item.body is None:  # compact evidence reaches the district as a statement
+                        st = evidence_statement(ev, self.home_page)
+                        out.append((st["id"], json.dumps(st)))
+            if req.conflict is not None:
+                continue  # nothing of this request
+            stored.update(new_st)
+            evidence.update(new_ev)
+            statement_rows += st_rows
+            evidence_rows += ev_rows
+            outbound += out
+            req.new_evidence = new
+        return statement_rows, evidence_rows, outbound
 
     def _digests(self, table: str, ids: list[str]) -> dict[str, str]:
         """{id: digest} of the given ids that `table` holds."""
@@ -229,9 +224,7 @@ class Store:
 
         The marks and the queued statements commit together, so a crash neither loses nor repeats a snapshot.
         """
-        db = self.db
-        db.execute("BEGIN IMMEDIATE")
-        try:
+        with transaction(self.db) as db:
             marks = {(st, sk): n for st, sk, n in db.execute("SELECT student, skill, responses FROM snapshot_marks")}
             queued = 0
             for c in cells:
@@ -244,10 +237,6 @@ class Store:
                 db.execute("INSERT OR REPLACE INTO snapshot_marks (student, skill, responses) VALUES (?, ?, ?)",
                            (c.student, c.skill, c.responses))
                 queued += 1
-            db.execute("COMMIT")
-        except BaseException:
-            db.execute("ROLLBACK")
-            raise
         return queued
 
     def statement(self, statement_id: str) -> dict[str, Any] | None:

@@ -1,4 +1,5 @@
-"""xAPI 1.0.3 statements from Chromebook content: validation that names the bad field, and evidence.
+"""The xAPI 1.0.3 statement vocabulary of the appliance: validation that names the bad field, evidence, and
+every statement the unit builds itself (compact evidence, mastery snapshots). Sync only transports them.
 
 Evidence is a statement whose verb is answered/passed/failed/completed and whose result has `success`;
 the student is `actor.account.name`, the skill comes from the lesson manifest's activity → skill mapping,
@@ -9,31 +10,34 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
 import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any, TypeGuard
+from urllib.parse import quote
 
-from edge.exc import EdgeError
+from edge import __version__
+from edge.config import UnitConfig
+from edge.exc import StatementError
 from edge.mastery.replay import parse_timestamp
-from edge.sync.snapshots import skill_iri
 
 EVIDENCE_VERBS = frozenset({"answered", "passed", "failed", "completed"})
-SKILL_EXTENSION = "https://w3id.org/xapi/classroom-edge/extensions/skill"
+BASE = "https://w3id.org/xapi/classroom-edge"
+SKILL_EXTENSION = f"{BASE}/extensions/skill"
+MASTERY_EXTENSION = f"{BASE}/extensions/mastery"
+SCHOOL_EXTENSION = f"{BASE}/extensions/school"
+ROOM_EXTENSION = f"{BASE}/extensions/room"
+SNAPSHOT_VERB = {"id": f"{BASE}/verbs/estimated-mastery", "display": {"en-US": "estimated mastery of"}}
 OBJECTIVE_TYPE = "http://adlnet.gov/expapi/activities/objective"
+XAPI_VERSION = "1.0.3"
+AUTH_USER = "class"
+AUTHORITY = {"objectType": "Agent", "account": {"homePage": "urn:classroom-edge", "name": AUTH_USER}}
 TOP_LEVEL = frozenset({"id", "actor", "verb", "object", "result", "context", "timestamp", "stored",
                        "authority", "version", "attachments"})
 AGENT_IFIS = ("mbox", "mbox_sha1sum", "openid", "account")
-
-
-class StatementError(EdgeError):
-    """An invalid statement or evidence item; `field` is the JSON path of the offending value."""
-
-    def __init__(self, field: str, reason: str) -> None:
-        self.field, self.reason = field, reason
-        super().__init__(f"{field}: {reason}")
 
 
 @dataclass(frozen=True)
@@ -230,3 +234,112 @@ def evidence_statement(ev: Evidence, home_page: str) -> dict[str, Any]:
         "timestamp": iso(ev.ts_us),
     }
 
+
+_SNAPSHOT_NS = uuid.UUID("6f0c1d7e-3b1a-5c59-9a57-7c2e4a9b0d11")
+
+
+def skill_iri(skill: str) -> str:
+    """Skills that are IRIs stay as they are; plain names get an IRI under this project's namespace."""
+    return skill if "://" in skill else f"{BASE}/skills/{quote(skill, safe='')}"
+
+
+def snapshot_statement(
+    *,
+    student: str,
+    skill: str,
+    p_mastery: float,
+    evidence_count: int,
+    at: datetime,
+    home_page: str,
+    unit: UnitConfig,
+    band: str | None = None,
+) -> dict[str, Any]:
+    """One xAPI 1.0.3 statement: `student` (pseudonymous sourcedId) has estimated mastery `p_mastery` of `skill`.
+
+    `at` must be timezone-aware; `home_page` is the account homePage the Chromebook content uses for students.
+    """
+    if not (0.0 <= p_mastery <= 1.0) or math.isnan(p_mastery):
+        raise ValueError(f"p_mastery must be within 0..1, got {p_mastery!r}")
+    if at.tzinfo is None:
+        raise ValueError("snapshot time must be timezone-aware")
+    timestamp = at.astimezone(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+    sid = uuid.uuid5(_SNAPSHOT_NS, "\x1f".join((home_page, student, skill, timestamp)))
+    mastery: dict[str, Any] = {"pMastery": round(p_mastery, 6), "evidenceCount": evidence_count,
+                               "model": "bkt", "software": f"classroom-edge {__version__}"}
+    if band is not None:
+        mastery["band"] = band
+    context_ext: dict[str, Any] = {ROOM_EXTENSION: unit.room}
+    if unit.school:
+        context_ext[SCHOOL_EXTENSION] = unit.school
+    return {
+        "id": str(sid),
+        "actor": {"objectType": "Agent", "account": {"homePage": home_page, "name": student}},
+        "verb": SNAPSHOT_VERB,
+        "object": {
+            "objectType": "Activity",
+            "id": skill_iri(skill),
+            "definition": {"type": OBJECTIVE_TYPE, "name": {"en-US": skill}},
+        },
+        "result": {"score": {"scaled": round(p_mastery, 4)}, "extensions": {MASTERY_EXTENSION: mastery}},
+        "context": {"platform": "classroom-edge", "extensions": context_ext},
+        "timestamp": timestamp,
+    }
+
+
+def snapshot_item(**kwargs: Any) -> tuple[str, str]:
+    """(statement id, body JSON) for `Outbox.add`/`Outbox.enqueue`; arguments as `snapshot_statement`."""
+    st = snapshot_statement(**kwargs)
+    return st["id"], json.dumps(st, separators=(",", ":"), ensure_ascii=False)
+
+
+@dataclass(slots=True)
+class Item:
+    """One thing to store: an xAPI statement (with its evidence, if any) or a compact evidence item.
+
+    The JSON texts are made by the request handler (off the writer thread), once per item.
+    """
+
+    id: str
+    digest: str
+    body: str | None  # the statement as stored (JSON text); None for compact evidence
+    evidence: Evidence | None
+    outbound: str = ""  # a statement as the district gets it (JSON text), queued with it; "" for compact evidence
+
+
+_AUTHORITY_JSON = json.dumps(AUTHORITY)
+_VERSION_TAIL = f',"version":{json.dumps(XAPI_VERSION)}}}'
+
+
+def prepare_statements(statements: list[Any], where: str, stored_us: int,
+                       activity_skills: Mapping[str, str]) -> tuple[list[Item], list[str]]:
+    """Validated items to store (a repeat within the request once) and every statement's id, in order.
+
+    Each statement is encoded once: its canonical text gives the digest, and the bodies for the store and the
+    district are that text with the properties this LRS sets appended (JSON key order carries no meaning).
+    """
+    items: list[Item] = []
+    ids: list[str] = []
+    seen: dict[str, str] = {}
+    stored_json = json.dumps(iso(stored_us))
+    stored_tail = f',"stored":{stored_json},"authority":{_AUTHORITY_JSON}}}'
+    for i, raw in enumerate(statements):
+        field = f"{where}[{i}]" if where else "statement"
+        sent = validate_statement(raw, field)  # a fresh dict
+        for key in ("stored", "authority", "version"):  # the LRS's to set
+            sent.pop(key, None)
+        if "id" not in sent:
+            sent["id"] = str(uuid.uuid4())
+        sid: str = sent["id"]
+        text = canonical(sent)
+        d = digest_text(text)
+        ids.append(sid)
+        if sid in seen:
+            if seen[sid] != d:
+                raise StatementError(f"{field}.id", "repeats an earlier statement id in this request")
+            continue
+        seen[sid] = d
+        # as sent, with a timestamp (when it was stored, if it had none) and the version: what the district gets
+        outbound = text[:-1] + ("" if "timestamp" in sent else f',"timestamp":{stored_json}') + _VERSION_TAIL
+        body = outbound[:-1] + stored_tail  # as stored here and served by GET
+        items.append(Item(sid, d, body, evidence_of(sent, stored_us, activity_skills), outbound))
+    return items, ids

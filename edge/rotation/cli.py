@@ -9,8 +9,8 @@ import sys
 from edge.cli_support import config_from
 from edge.rotation.plan import load_plan
 from edge.rotation.state import JsonStateFile
+from edge.rotation.status_line import clock_text
 from edge.rotation.store import PlanStore
-from edge.status_line import clock_text
 
 
 def cmd_preview(args: argparse.Namespace) -> int:
@@ -70,10 +70,21 @@ def cmd_status(args: argparse.Namespace) -> int:
 
 
 def cmd_run(args: argparse.Namespace) -> int:
-    from edge.app import run_foreground
+    from edge.rotation.console import run_console
+    from edge.rotation.service import RotationService
+    from edge.serving.lifecycle import stop_on_signal
 
+    config = config_from(args)
     plan = load_plan(args.plan) if args.plan else None
-    return run_foreground(config_from(args), plan=plan, services=("rotation",))
+    with stop_on_signal() as stopping, RotationService(config) as rotation:
+        run_console(rotation, plan, stopping)
+    return 0
+
+
+def cmd_serve(args: argparse.Namespace) -> int:
+    from edge.rotation.daemon import serve
+
+    return serve(config_from(args))
 
 
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser], parent: argparse.ArgumentParser) -> None:
@@ -96,5 +107,8 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser], parent: a
     p = rsub.add_parser("run", parents=[parent], help="run the timer (and a plan) in the foreground")
     p.add_argument("plan", metavar="PLAN.toml", nargs="?", help="start this plan (else resume saved state)")
     p.set_defaults(func=cmd_run)
+    p = rsub.add_parser("serve", parents=[parent],
+                        help="the rotation unit: timer, GPIO cues, bells and the pages until SIGTERM/SIGINT")
+    p.set_defaults(func=cmd_serve)
 
 

@@ -13,7 +13,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, Literal, Protocol
 
-from edge.clock import Clock
+from edge.clock import EPS, Clock
 from edge.exc import PlanError, RotationError, StateError
 from edge.rotation.plan import Plan, parse_plan
 
@@ -24,8 +24,6 @@ Stage = Literal["work", "transition"]
 ACTIONS = ("start", "pause", "resume", "extend", "skip", "restart", "end")
 EXTEND_S = 60.0
 STATE_VERSION = 1
-# A boundary counts as reached 1 µs early: a clock set to a float deadline can land an ulp short of it.
-EPS = 1e-6
 
 
 class StateStore(Protocol):

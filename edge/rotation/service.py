@@ -11,6 +11,7 @@ import threading
 import time
 from collections.abc import Callable
 from datetime import datetime
+from types import TracebackType
 
 from edge.clock import Clock, SystemClock
 from edge.config import EdgeConfig
@@ -24,6 +25,13 @@ from edge.rotation.store import PlanStore
 
 log = logging.getLogger(__name__)
 BELL_CHECK_S = 1.0
+
+
+def cue_for(snap: Snapshot) -> str:
+    """The cue a rotation state shows: its phase, or `fault` while a recovered fault is not cleared."""
+    if snap.fault and snap.status in ("idle", "done"):
+        return "fault"
+    return snap.phase
 
 
 class RotationService:
@@ -46,13 +54,13 @@ class RotationService:
         self._last_loop = time.monotonic()
         self.engine.subscribe(self._on_change)
         self.engine.restore()
-        self.driver.show(self.engine.snapshot())
+        self._on_change(self.engine.snapshot())
 
     def subscribe(self, listener: Callable[[Snapshot], None]) -> None:
         self.engine.subscribe(listener)
 
     def _on_change(self, snap: Snapshot) -> None:
-        self.driver.show(snap)
+        self.driver.show(cue_for(snap), snap.quiet)
         self._wake.set()
 
     def button_action(self, action: str) -> None:
@@ -115,8 +123,17 @@ class RotationService:
         self._thread.start()
 
     def stop(self) -> None:
+        """Stop the loop thread (if started) and release the pins."""
         self._stop.set()
         self._wake.set()
         if self._thread is not None:
             self._thread.join(timeout=5)
+            self._thread = None
         self.devices.close()
+
+    def __enter__(self) -> RotationService:
+        return self
+
+    def __exit__(self, kind: type[BaseException] | None, value: BaseException | None,
+                 tb: TracebackType | None) -> None:
+        self.stop()

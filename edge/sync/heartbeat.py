@@ -62,7 +62,7 @@ def kernel_kind() -> str:
     if os.environ.get("EDGE_NO_EXTENSIONS") == "1":
         return "python"
     try:
-        return "compiled" if importlib.util.find_spec("native._bkt_c") is not None else "python"
+        return "compiled" if importlib.util.find_spec("edge_native._bkt_c") is not None else "python"
     except (ImportError, ValueError):
         return "python"
 

@@ -7,11 +7,10 @@ statement is either stored and queued or neither — a crash can never acknowled
 would not send::
 
     Outbox.install(conn)                                  # once per connection/file: CREATE TABLE IF NOT EXISTS
-    conn.execute("BEGIN IMMEDIATE")
-    ... store the statement ...
-    Outbox.add(conn, statement_id, body_json)              # -> True if queued, False if that id is already queued
-    Outbox.add_many(conn, [(statement_id, body_json), ...])  # -> how many were new (one statement for many)
-    conn.execute("COMMIT")                                 # WAL + synchronous=FULL: fsynced before the ack
+    with transaction(conn):                               # edge.db: BEGIN IMMEDIATE ... COMMIT (fsynced)
+        ... store the statement ...
+        Outbox.add(conn, statement_id, body_json)          # -> True if queued, False if that id is already queued
+        Outbox.add_many(conn, [(statement_id, body_json), ...])  # -> how many were new (one statement for many)
 
 `body_json` is the statement exactly as it will be POSTed: JSON text of one object whose "id" is
 `statement_id` and which has a "timestamp" (id + fixed content make a re-send idempotent at the LRS; an LRS
@@ -36,7 +35,11 @@ from collections.abc import Collection, Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
+from types import TracebackType
 from typing import Any
+
+from edge.db import connect, transaction
+from edge.exc import StatementError
 
 PENDING, QUARANTINED = 0, 2
 
@@ -66,15 +69,6 @@ def _iso(ts: float | None) -> str | None:
     return None if ts is None else datetime.fromtimestamp(ts, UTC).isoformat(timespec="seconds")
 
 
-def connect(path: Path, *, timeout: float = 30.0) -> sqlite3.Connection:
-    """A connection the way every user of the outbox file needs it: WAL, synchronous=FULL, waits for locks."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    conn = sqlite3.connect(path, timeout=timeout, isolation_level=None, check_same_thread=False)
-    conn.execute("PRAGMA journal_mode=WAL")
-    conn.execute("PRAGMA synchronous=FULL")  # WAL + FULL: every commit is fsynced before it returns
-    return conn
-
-
 class Outbox:
     """The uploader's and status page's handle on the outbox file (one connection; use from one thread)."""
 
@@ -82,6 +76,13 @@ class Outbox:
         self.path = path
         self.db = connect(path, timeout=timeout)
         self.install(self.db)
+
+    def __enter__(self) -> Outbox:
+        return self
+
+    def __exit__(self, kind: type[BaseException] | None, value: BaseException | None,
+                 tb: TracebackType | None) -> None:
+        self.close()
 
     # -- producers ---------------------------------------------------------------------------------------
     @staticmethod
@@ -93,7 +94,7 @@ class Outbox:
     def add(conn: sqlite3.Connection, statement_id: str, body_json: str, *, now: float | None = None) -> bool:
         """Queue one statement inside the caller's open transaction; False if the id is already queued.
 
-        Raises ValueError if `body_json` is not one JSON object with "id" == `statement_id` (the LRS would
+        Raises StatementError if `body_json` is not one JSON object with "id" == `statement_id` (the LRS would
         give it a new id and a re-send would duplicate it).
         """
         Outbox.check(statement_id, body_json)
@@ -116,29 +117,22 @@ class Outbox:
 
     @staticmethod
     def check(statement_id: str, body_json: str) -> None:
-        """ValueError unless `body_json` is one JSON object with this "id" and a "timestamp"."""
+        """StatementError unless `body_json` is one JSON object with this "id" and a "timestamp"."""
         try:
             body = json.loads(body_json)
         except ValueError as e:
-            raise ValueError(f"statement {statement_id}: body is not JSON: {e}") from None
+            raise StatementError(f"statement {statement_id}", f"body is not JSON: {e}") from None
         if not isinstance(body, dict) or body.get("id") != statement_id:
-            raise ValueError(f"statement {statement_id}: body must be a JSON object with this id")
+            raise StatementError(f"statement {statement_id}", "body must be a JSON object with this id")
         if not body.get("timestamp"):
             # Without one the LRS stamps its own receipt time, so a re-send after a crash would differ (409).
-            raise ValueError(f"statement {statement_id}: body needs a timestamp")
+            raise StatementError(f"statement {statement_id}", "body needs a timestamp")
 
     def enqueue(self, items: Iterable[tuple[str, str]]) -> int:
         """Queue (id, body_json) pairs in one transaction of this handle; returns how many were new."""
-        db = self.db
-        db.execute("BEGIN IMMEDIATE")
-        try:
+        with transaction(self.db) as db:
             now = time.time()
-            added = sum(self.add(db, sid, body, now=now) for sid, body in items)
-            db.execute("COMMIT")
-        except BaseException:
-            db.execute("ROLLBACK")
-            raise
-        return added
+            return sum(self.add(db, sid, body, now=now) for sid, body in items)
 
     # -- uploader ------------------------------------------------------------------------------------------
     def pending(self, limit: int, after: int = 0) -> list[OutboxItem]:
@@ -153,52 +147,32 @@ class Outbox:
         """The LRS holds these statements (2xx): drop them from the queue. Returns how many were pending."""
         if not ids:
             return 0
-        db = self.db
-        db.execute("BEGIN IMMEDIATE")
-        try:
+        with transaction(self.db) as db:
             n = 0
             for chunk in _chunks(list(ids), 500):
                 marks = ",".join("?" * len(chunk))
                 n += db.execute(f"DELETE FROM sync_outbox WHERE state = 0 AND id IN ({marks})", chunk).rowcount
             self._bump(db, "sent_total", n)
             self._set(db, "last_success", repr(time.time()))
-            db.execute("COMMIT")
-        except BaseException:
-            db.execute("ROLLBACK")
-            raise
         return n
 
     def quarantine(self, statement_id: str, reason: str) -> bool:
         """Stop sending this statement (e.g. the LRS holds a different one under its id); kept for review."""
-        db = self.db
-        db.execute("BEGIN IMMEDIATE")
-        try:
+        with transaction(self.db) as db:
             cur = db.execute(
                 "UPDATE sync_outbox SET state = 2, reason = ?, done_at = ? WHERE id = ? AND state = 0",
                 (reason[:500], time.time(), statement_id),
             )
-            db.execute("COMMIT")
-        except BaseException:
-            db.execute("ROLLBACK")
-            raise
         return cur.rowcount == 1
 
     def requeue(self, ids: Collection[str] | None = None) -> int:
         """Put quarantined statements (all, or these ids) back in the queue, e.g. after fixing the LRS."""
-        db = self.db
-        db.execute("BEGIN IMMEDIATE")
-        try:
+        with transaction(self.db) as db:
             if ids is None:
-                n = db.execute("UPDATE sync_outbox SET state = 0, reason = NULL, done_at = NULL "
-                               "WHERE state = 2").rowcount
-            else:
-                n = sum(db.execute("UPDATE sync_outbox SET state = 0, reason = NULL, done_at = NULL "
-                                   "WHERE state = 2 AND id = ?", (i,)).rowcount for i in ids)
-            db.execute("COMMIT")
-        except BaseException:
-            db.execute("ROLLBACK")
-            raise
-        return n
+                return db.execute("UPDATE sync_outbox SET state = 0, reason = NULL, done_at = NULL "
+                                  "WHERE state = 2").rowcount
+            return sum(db.execute("UPDATE sync_outbox SET state = 0, reason = NULL, done_at = NULL "
+                                  "WHERE state = 2 AND id = ?", (i,)).rowcount for i in ids)
 
     def note_success(self) -> None:
         """A round reached the LRS and had nothing (more) to send."""
@@ -239,15 +213,9 @@ class Outbox:
 
     # -- helpers -------------------------------------------------------------------------------------------
     def _write_meta(self, values: dict[str, str]) -> None:
-        db = self.db
-        db.execute("BEGIN IMMEDIATE")
-        try:
+        with transaction(self.db) as db:
             for k, v in values.items():
                 self._set(db, k, v)
-            db.execute("COMMIT")
-        except BaseException:
-            db.execute("ROLLBACK")
-            raise
 
     @staticmethod
     def _set(db: sqlite3.Connection, key: str, value: str) -> None:

@@ -28,7 +28,7 @@ from urllib.parse import unquote, urlsplit
 import aiohttp
 
 from edge.config import EdgeConfig
-from edge.exc import EdgeError
+from edge.exc import RosterError
 from edge.fsutil import atomic_write
 
 log = logging.getLogger(__name__)
@@ -50,15 +50,6 @@ ENUMS: dict[tuple[str, str], frozenset[str]] = {
 }
 STATUSES = frozenset({"", "active", "tobedeleted"})
 MAX_BYTES = 200 * 1024 * 1024
-
-
-class RosterError(EdgeError):
-    """A roster file is missing or invalid; the message names the file, line and column."""
-
-    def __init__(self, file: str, reason: str, line: int | None = None, column: str | None = None) -> None:
-        self.file, self.reason, self.line, self.column = file, reason, line, column
-        where = file + (f" line {line}" if line else "") + (f" column {column}" if column else "")
-        super().__init__(f"roster: {where}: {reason}")
 
 
 @dataclass

@@ -8,8 +8,9 @@ from pathlib import Path
 
 import pytest
 
-from content_cache.prefetch import ManifestError, parse_manifest
-from tests.content_cache.conftest import Harness, Obj, Origin, blob
+from content_cache.manifest import parse_manifest
+from edge.exc import ManifestError
+from tests.content_cache.harness import Harness, Obj, Origin, blob
 
 AUTH = {"Authorization": "Bearer s3cret"}
 

@@ -15,7 +15,8 @@ import pytest
 
 from content_cache.paths import TargetError, resolve_target
 from content_cache.store import Store
-from tests.content_cache.conftest import Harness, Obj, Origin, blob, free_port, poll
+from tests.content_cache.harness import Harness, Obj, Origin, blob, poll
+from tests.net import free_port
 
 ORIGINS = {"up": "http://example.test/base", "pack": "file:///srv/pack"}
 
@@ -136,7 +137,7 @@ async def test_uncached_object_with_upstream_down_is_504_json(tmp_path: Path) ->
 async def test_upstream_5xx_uncached_is_502_json(tmp_path: Path) -> None:
     async with Harness(tmp_path, Origin(fail_status=503)) as h:
         r = await h.get("/up/lesson.html")
-        assert r.status == 502 and "503" in r.json()["detail"]
+        assert r.status == 502 and "503" in r.json()["reason"]
 
 
 def test_store_check_repairs_orphans_and_bad_entries(tmp_path: Path) -> None:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 from pathlib import Path
 
-from tests.content_cache.conftest import Harness, Obj, Origin, blob, poll
+from tests.content_cache.harness import Harness, Obj, Origin, blob, poll
 
 
 async def test_expired_entry_revalidates_with_a_conditional_request(tmp_path: Path) -> None:

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from content_cache.http import Unsatisfiable, check_conditionals, freshness, if_range_allows, parse_range
-from tests.content_cache.conftest import LAST_MODIFIED, Harness, Obj, Origin, blob
+from tests.content_cache.harness import LAST_MODIFIED, Harness, Obj, Origin, blob
 
 BODY = blob(10_000)
 

@@ -14,7 +14,7 @@ import pytest
 
 from content_cache.server import start_cache
 from edge.config import parse_config
-from tests.content_cache.conftest import free_port
+from tests.net import free_port
 
 
 async def test_serve_runs_demo_pack_and_stops_cleanly_on_sigterm(tmp_path: Path) -> None:

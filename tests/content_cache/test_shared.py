@@ -15,7 +15,7 @@ import pytest
 from content_cache.locks import ObjectLocks, remove_unheld
 from content_cache.store import Store, pid_alive
 from content_cache.workerstats import read_worker_stats, stats_path, write_worker_stats
-from tests.content_cache.conftest import Harness, Obj, Origin
+from tests.content_cache.harness import Harness, Obj, Origin
 
 AUTH = {"Authorization": "Bearer s3cret"}
 
@@ -28,7 +28,7 @@ def test_removes_lock_files_nobody_holds_and_keeps_held_ones(tmp_path: Path) -> 
     done.close()  # downloaded: the lock is free, its files stay
     assert busy.try_acquire()  # a download in progress (flock is per open file: this process counts too)
     busy.write_meta({"id": "y", "tmp": "1.x.part"})
-    (tmp_path / "locks" / f"{done.meta_path.name}.999999999.tmp").write_text("{")  # a dead writer's half
+    (tmp_path / "locks" / f".{done.meta_path.name}.999999999.k3x.tmp").write_text("{")  # a dead writer's half
     sweep = remove_unheld(tmp_path / "locks", is_alive=pid_alive)
     assert (sweep.removed, sweep.held) == (1, 1)
     assert not done.path.exists() and not done.meta_path.exists()

@@ -21,7 +21,8 @@ from typing import Any
 import pytest
 
 from content_cache.store import Store
-from tests.content_cache.conftest import Obj, Origin, blob, free_port, poll
+from tests.content_cache.harness import Obj, Origin, blob, poll
+from tests.net import free_port
 
 AUTH = "Bearer w0rkers"
 

@@ -12,11 +12,11 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from edge_native import bkt
 
 import edge.cli
-from edge.mastery.params import ParamSet, SkillParams
 from edge.mastery.replay import Event, parse_timestamp, replay
-from native import bkt
+from edge.params import ParamSet, SkillParams
 
 PARAMS = """
 [default]

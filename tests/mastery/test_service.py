@@ -17,10 +17,10 @@ import pytest
 from aiohttp.test_utils import TestClient, TestServer
 
 from edge.config import EdgeConfig, parse_config
-from edge.mastery.params import ParamSet, SkillParams
+from edge.mastery.app import make_app
 from edge.mastery.replay import Event, replay
-from edge.mastery.service import make_app
 from edge.mastery.xapi import OBJECTIVE_TYPE, SKILL_EXTENSION
+from edge.params import ParamSet, SkillParams
 
 KEY = "s3cret"
 
@@ -76,7 +76,7 @@ def test_auth_version_and_missing_key(tmp_path: Path) -> None:
         r = await c.post("/xapi/statements", json=[], headers={**XAPI, "Authorization": basic("class", "nope")})
         assert r.status == 401
         r = await c.post("/xapi/statements", json=statement("a", "k", True, "2024-05-01T10:00:00Z"), headers=AUTH)
-        assert r.status == 400 and (await r.json())["field"] == "X-Experience-API-Version"
+        assert r.status == 400 and (await r.json())["key"] == "X-Experience-API-Version"
         r = await c.get("/api/v1/mastery?skill=k", headers=AUTH)
         assert r.status == 200
 
@@ -157,7 +157,7 @@ def test_invalid_statement_names_the_field(tmp_path: Path, payload: Any, field: 
     async def body(c: TestClient[Any, Any]) -> None:
         r = await c.post("/xapi/statements", json=payload, headers=XAPI)
         assert r.status == 400
-        assert (await r.json())["field"] == field
+        assert (await r.json())["key"] == field
 
     serve(make_config(tmp_path), body)
 
@@ -243,7 +243,7 @@ def test_compact_evidence_late_arrivals_equal_sorted_replay(tmp_path: Path) -> N
                          headers=AUTH)
         assert r.status == 409
         r = await c.post("/api/v1/evidence", json=[{**shuffled[0], "correct": "maybe"}], headers=AUTH)
-        assert r.status == 400 and (await r.json())["field"] == "[0].correct"
+        assert r.status == 400 and (await r.json())["key"] == "[0].correct"
         await check(c)
 
     config = make_config(tmp_path)
@@ -270,7 +270,7 @@ def test_concurrent_posts_all_durable(tmp_path: Path) -> None:
 
 
 def test_start_mastery_binds_and_stops(tmp_path: Path) -> None:
-    from edge.mastery.service import start_mastery
+    from edge.mastery.app import start_mastery
 
     config = parse_config({"unit": {"state_dir": str(tmp_path)},
                            "mastery": {"host": "127.0.0.1", "port": 0, "class_key": KEY}})
@@ -423,7 +423,7 @@ def test_a_lone_surrogate_is_a_400_not_a_500(tmp_path: Path) -> None:
         st = statement("s1", "fractions", True, "2024-05-01T10:00:00Z")
         raw = json.dumps(st).replace('"s1"', '"s1\\ud800"')
         r = await c.post("/xapi/statements", data=raw, headers={**XAPI, "Content-Type": "application/json"})
-        assert r.status == 400 and (await r.json())["field"] == "body"
+        assert r.status == 400 and (await r.json())["key"] == "body"
         ok = json.dumps(st).replace('"s1"', '"s1\\ud83d\\ude00"')  # a proper surrogate pair is fine
         r = await c.post("/xapi/statements", data=ok, headers={**XAPI, "Content-Type": "application/json"})
         assert r.status == 200, await r.text()

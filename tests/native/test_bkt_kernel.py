@@ -11,22 +11,20 @@ from decimal import Decimal, getcontext
 from pathlib import Path
 from typing import Any
 
+import edge_native
+import edge_native.bkt
 import numpy as np
 import pytest
+from edge_native import NativeFallbackWarning, _bkt_py
+from edge_native.bkt import init_state, param_row
 from hypothesis import given, settings
 from hypothesis import strategies as st
-
-import native
-import native.bkt
-from edge.exc import NativeFallbackWarning
-from native import _bkt_py
-from native.bkt import init_state, param_row
 
 NO_EXT = os.environ.get("EDGE_NO_EXTENSIONS") == "1"
 
 
 def _compiled() -> Callable[..., None]:
-    from native import _bkt_c  # type: ignore[attr-defined]
+    from edge_native import _bkt_c  # type: ignore[attr-defined]
 
     fn: Callable[..., None] = _bkt_c.update
     return fn
@@ -47,14 +45,14 @@ def update(request: pytest.FixtureRequest) -> Callable[..., None]:
 def test_compiled_kernel_was_built() -> None:
     """CI must fail when the extension did not build (rather than quietly testing the twin twice)."""
     if NO_EXT:
-        assert native.bkt.IMPLEMENTATION == "python"
+        assert edge_native.bkt.IMPLEMENTATION == "python"
         return
     _compiled()
-    assert native.bkt.IMPLEMENTATION == "compiled"
+    assert edge_native.bkt.IMPLEMENTATION == "compiled"
 
 
 def _load_selector_fresh() -> Any:
-    path = Path(native.bkt.__file__)
+    path = Path(edge_native.bkt.__file__)
     spec = importlib.util.spec_from_file_location("native_bkt_fresh_copy", path)
     assert spec is not None and spec.loader is not None
     module = importlib.util.module_from_spec(spec)
@@ -64,8 +62,8 @@ def _load_selector_fresh() -> Any:
 
 def test_fallback_warns(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.delenv("EDGE_NO_EXTENSIONS", raising=False)
-    monkeypatch.setitem(sys.modules, "native._bkt_c", None)  # makes the import fail
-    monkeypatch.delattr(native, "_bkt_c", raising=False)
+    monkeypatch.setitem(sys.modules, "edge_native._bkt_c", None)  # makes the import fail
+    monkeypatch.delattr(edge_native, "_bkt_c", raising=False)
     with pytest.warns(NativeFallbackWarning, match="make native"):
         module = _load_selector_fresh()
     assert module.IMPLEMENTATION == "python"

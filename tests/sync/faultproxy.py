@@ -20,7 +20,7 @@ from collections import deque
 import aiohttp
 from aiohttp import web
 
-from tests.sync.lrs import free_port
+from tests.net import free_port
 
 
 class FaultProxy:

@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import json
 import uuid
+from collections import Counter
 from typing import Any
 
 from edge.config import DistrictConfig
-from tests.sync.lrs import PASSWORD, USER
+from tests.sync.lrs import PASSWORD, USER, Ralph
 
 
 def district(url: str, **kw: Any) -> DistrictConfig:
@@ -34,3 +35,12 @@ def items(n: int, start: int = 0) -> list[tuple[str, str]]:
         st = statement(i)
         out.append((st["id"], json.dumps(st)))
     return out
+
+
+def assert_lrs_holds_exactly(ralph: Ralph, expected: set[str]) -> None:
+    """The LRS returns and stores every expected id exactly once, and nothing else."""
+    got = ralph.statement_ids()
+    assert Counter(got).most_common(1)[0][1] == 1 if got else True, "duplicates returned by GET"
+    assert set(got) == expected
+    lines = Counter(s["id"] for s in ralph.stored_lines())
+    assert set(lines) == expected and max(lines.values(), default=1) == 1, "duplicates stored"

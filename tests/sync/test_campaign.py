@@ -14,7 +14,6 @@ import json
 import os
 import random
 import signal
-import socket
 import subprocess
 import sys
 import threading
@@ -25,9 +24,10 @@ from pathlib import Path
 
 import pytest
 
+from tests.net import free_port, wait_listening
 from tests.sync.faultproxy import FaultProxy
 from tests.sync.helpers import statement
-from tests.sync.lrs import PASSWORD, ROOT, USER, Ralph, free_port
+from tests.sync.lrs import PASSWORD, ROOT, USER, Ralph
 
 pytestmark = pytest.mark.lrs
 KILLS = 55
@@ -52,16 +52,6 @@ def spawn(cfg: Path) -> subprocess.Popen[bytes]:
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
 
 
-def wait_listening(port: int, proc: subprocess.Popen[bytes], timeout_s: float = 30.0) -> None:
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        assert proc.poll() is None, "the mastery service exited at start"
-        try:
-            with socket.create_connection(("127.0.0.1", port), timeout=0.5):
-                return
-        except OSError:
-            time.sleep(0.02)
-    raise AssertionError("the mastery service did not start listening")
 
 
 class Client(threading.Thread):

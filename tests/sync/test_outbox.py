@@ -9,7 +9,8 @@ from typing import Any
 import pytest
 
 from edge.cli import main
-from edge.sync.outbox import Outbox, connect
+from edge.db import connect
+from edge.sync.outbox import Outbox
 from tests.sync.helpers import items, statement
 
 

@@ -9,9 +9,8 @@ import pytest
 from edge.sync.outbox import Outbox
 from edge.sync.uploader import Backoff, Uploader
 from tests.sync.faultproxy import FaultProxy
-from tests.sync.helpers import district, items
+from tests.sync.helpers import assert_lrs_holds_exactly, district, items
 from tests.sync.lrs import Ralph
-from tests.sync.test_uploader import assert_lrs_holds_exactly
 
 pytestmark = pytest.mark.lrs
 

@@ -159,7 +159,7 @@ async def test_roster_url_is_downloaded_and_other_urls_refused(tmp_path: Path, m
     from aiohttp import web
 
     from edge.sync.roster import fetch
-    from tests.sync.lrs import free_port
+    from tests.net import free_port
 
     buf = io.BytesIO()
     with zipfile.ZipFile(buf, "w") as zf:

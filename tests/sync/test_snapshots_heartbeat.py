@@ -11,10 +11,10 @@ import pytest
 from aiohttp import web
 
 from edge.config import UnitConfig
+from edge.mastery.xapi import MASTERY_EXTENSION, snapshot_statement
 from edge.sync.heartbeat import build_heartbeat, send_heartbeat
-from edge.sync.snapshots import MASTERY_EXTENSION, snapshot_statement
 from edge.sync.uploader import Backoff, statements_url
-from tests.sync.lrs import free_port
+from tests.net import free_port
 
 
 def test_snapshot_statement_is_deterministic_and_carries_the_estimate() -> None:

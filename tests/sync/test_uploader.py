@@ -3,24 +3,15 @@
 from __future__ import annotations
 
 import json
-from collections import Counter
 
 import pytest
 
 from edge.sync.outbox import Outbox
 from edge.sync.uploader import Uploader
-from tests.sync.helpers import district, items, statement
+from tests.sync.helpers import assert_lrs_holds_exactly, district, items, statement
 from tests.sync.lrs import Ralph
 
 pytestmark = pytest.mark.lrs
-
-
-def assert_lrs_holds_exactly(ralph: Ralph, expected: set[str]) -> None:
-    got = ralph.statement_ids()
-    assert Counter(got).most_common(1)[0][1] == 1 if got else True, "duplicates returned by GET"
-    assert set(got) == expected
-    lines = Counter(s["id"] for s in ralph.stored_lines())
-    assert set(lines) == expected and max(lines.values(), default=1) == 1, "duplicates stored"
 
 
 async def test_drains_backlog_exactly_once(ralph: Ralph, outbox: Outbox) -> None:
@@ -133,7 +124,7 @@ async def test_snapshot_statements_are_valid_xapi_for_the_lrs(ralph: Ralph, outb
     from datetime import UTC, datetime
 
     from edge.config import UnitConfig
-    from edge.sync.snapshots import snapshot_item
+    from edge.mastery.xapi import snapshot_item
 
     unit = UnitConfig(room="Room 12", school="Lincoln")
     at = datetime(2026, 3, 2, 15, 0, tzinfo=UTC)

@@ -18,10 +18,10 @@ from edge.exc import ConfigError, EdgeError, PlanError, RotationError
 from edge.rotation.periods import parse_periods
 from edge.rotation.plan import KINDS, parse_plan
 from edge.rotation.store import slug
-from edge.web.auth import teacher_required
-from edge.web.context import ctx
-from edge.web.forms import KIND_LABELS, Form, periods_form, periods_from_form, plan_form, plan_from_form
-from edge.web.state import state_json
+from edge.rotation.web.auth import teacher_required
+from edge.rotation.web.context import ctx
+from edge.rotation.web.forms import KIND_LABELS, Form, periods_form, periods_from_form, plan_form, plan_from_form
+from edge.rotation.web.state import state_json
 
 log = logging.getLogger(__name__)
 bp = Blueprint("pages", __name__)

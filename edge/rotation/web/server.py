@@ -1,21 +1,21 @@
-"""Serving the pages with waitress: `WebServer` (start/stop from any thread) and `serve(config)`, the
-foreground `edge web serve` (rotation service + cues + pages until SIGTERM/SIGINT)."""
+"""Serving the pages with waitress: `WebServer` (start/stop from any thread, a context manager).
+
+Waitress rather than the flask dev server: a fixed pool of worker threads and a real HTTP parser.
+"""
 
 from __future__ import annotations
 
 import logging
-import signal
 import threading
-from types import FrameType
+from types import TracebackType
 
 import waitress
 from flask import Flask
 from waitress import wasyncore
 
 from edge.config import EdgeConfig
-from edge.exc import EdgeError
+from edge.exc import ListenError
 from edge.rotation.service import RotationService
-from edge.sdnotify import notify, watchdog_interval
 
 log = logging.getLogger(__name__)
 THREADS = 8  # pages poll (no long-lived streams), so a few workers serve a whole class
@@ -29,7 +29,7 @@ class WebServer:
             self._server = waitress.create_server(app, host=host, port=port, threads=threads,
                                                   ident="classroom-edge", clear_untrusted_proxy_headers=True)
         except OSError as e:
-            raise EdgeError(f"cannot serve the pages on {host}:{port}: {e.strerror or e}") from e
+            raise ListenError(host, port, e.strerror or str(e)) from None
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
 
@@ -61,50 +61,25 @@ class WebServer:
         self._thread.start()
         return self
 
+    def __enter__(self) -> WebServer:
+        return self
+
+    def __exit__(self, kind: type[BaseException] | None, value: BaseException | None,
+                 tb: TracebackType | None) -> None:
+        self.close()
+
     def close(self) -> None:
         self._stop.set()
         if self._thread is not None:
             self._server.pull_trigger()  # wake the loop now rather than at its 1 s poll timeout
             self._thread.join(timeout=10)
             self._thread = None
+        else:  # never started: release the listening socket all the same
+            wasyncore.close_all(self._server._map)
 
 
 def start_pages(config: EdgeConfig, rotation: RotationService) -> WebServer:
-    """The pages for `rotation`, served from a thread on [web] host/port (raises EdgeError if it cannot bind)."""
-    from edge.web import create_app
+    """The pages for `rotation`, served from a thread on [web] host/port (ListenError if it cannot bind)."""
+    from edge.rotation.web import create_app
 
     return WebServer(create_app(config, rotation), config.web.host, config.web.port).start()
-
-
-def serve(config: EdgeConfig) -> int:
-    """`edge web serve`: the rotation (engine, cues, button, bells) and its pages, in the foreground."""
-    stop = threading.Event()
-
-    def handler(signum: int, frame: FrameType | None) -> None:
-        stop.set()
-
-    signal.signal(signal.SIGTERM, handler)
-    signal.signal(signal.SIGINT, handler)
-    rotation = RotationService(config)
-    try:
-        server = start_pages(config, rotation)
-    except EdgeError:
-        rotation.stop()
-        raise
-    rotation.start()
-    pin_note = "" if config.web.teacher_pin else " (no teacher_pin set: teacher control is disabled)"
-    print(f"edge: pages on {server.url}/ (board {server.url}/board, teacher {server.url}/teacher){pin_note}; "
-          f"pins: {rotation.devices.factory_name}", flush=True)
-    notify("READY=1")
-    interval = watchdog_interval()
-    try:
-        while not stop.wait(interval):
-            # feed the watchdog only while the rotation loop is alive (it runs at least once a second)
-            if rotation.loop_age() < 5.0:
-                notify("WATCHDOG=1")
-    finally:
-        notify("STOPPING=1")
-        server.close()
-        rotation.stop()
-    print("edge: stopped", flush=True)
-    return 0

@@ -22,10 +22,10 @@ from edge.config import EdgeConfig
 from edge.fsutil import atomic_write
 from edge.rotation.periods import PeriodStore
 from edge.rotation.service import RotationService
-from edge.status_line import clock_text
-from edge.web import api, auth, pages
-from edge.web.context import EXT, WebContext
-from edge.web.ratelimit import FailureLimiter
+from edge.rotation.status_line import clock_text
+from edge.rotation.web import api, auth, pages
+from edge.rotation.web.context import EXT, WebContext
+from edge.rotation.web.ratelimit import FailureLimiter
 
 log = logging.getLogger(__name__)
 SECRET_FILE = "web-secret.key"

@@ -20,9 +20,9 @@ from edge.clock import FakeClock
 from edge.config import EdgeConfig
 from edge.rotation.plan import Group, Plan, Station
 from edge.rotation.service import RotationService
-from edge.web import create_app
-from edge.web.server import WebServer
-from tests.web.conftest import PIN
+from edge.rotation.web import create_app
+from edge.rotation.web.server import WebServer
+from tests.rotation.web.helpers import PIN
 
 pytestmark = pytest.mark.browser
 CHROMIUM = Path("/usr/bin/chromium")

@@ -11,8 +11,7 @@ import warnings
 from collections.abc import Callable
 from typing import Any
 
-from edge.exc import NativeFallbackWarning
-from native import _bkt_py
+from edge_native import NativeFallbackWarning, _bkt_py
 
 Update = Callable[..., None]
 
@@ -28,10 +27,10 @@ def _select() -> tuple[Update, str]:
     if os.environ.get("EDGE_NO_EXTENSIONS") == "1":
         return _bkt_py.update, "python"
     try:
-        from native import _bkt_c  # type: ignore[attr-defined]
+        from edge_native import _bkt_c  # type: ignore[attr-defined]
     except ImportError as e:
         warnings.warn(
-            f"compiled BKT kernel native._bkt_c is not available ({e}); using the pure-Python twin, "
+            f"compiled BKT kernel edge_native._bkt_c is not available ({e}); using the pure-Python twin, "
             "which is ~100x slower (build it with `make native`)",
             NativeFallbackWarning,
             stacklevel=3,

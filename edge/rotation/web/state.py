@@ -6,8 +6,8 @@ from typing import Any
 
 from edge.rotation.engine import Snapshot
 from edge.rotation.plan import Plan
-from edge.status_line import clock_text, phase_word
-from edge.web.context import WebContext
+from edge.rotation.status_line import clock_text, phase_word
+from edge.rotation.web.context import WebContext
 
 
 def state_json(c: WebContext, snap: Snapshot | None = None, plan: Plan | None = None) -> dict[str, Any]:

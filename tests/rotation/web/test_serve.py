@@ -1,4 +1,4 @@
-"""Serving with waitress: WebServer start/stop, and `edge web serve` until SIGTERM, as scripts run it."""
+"""Serving with waitress: WebServer start/stop, and `edge rotation serve` until SIGTERM, as scripts run it."""
 
 from __future__ import annotations
 
@@ -15,7 +15,7 @@ from pathlib import Path
 
 from flask import Flask
 
-from edge.web.server import WebServer
+from edge.rotation.web.server import WebServer
 
 
 def get_json(url: str) -> dict[str, object]:
@@ -38,7 +38,7 @@ def test_web_server_serves_and_stops_promptly(app: Flask) -> None:
 
 
 def edge_serve(cfg: Path) -> subprocess.Popen[str]:
-    return subprocess.Popen([sys.executable, "-m", "edge", "web", "serve", "--config", str(cfg)],
+    return subprocess.Popen([sys.executable, "-m", "edge", "rotation", "serve", "--config", str(cfg)],
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
                             env={**os.environ, "GPIOZERO_PIN_FACTORY": "mock"})
 
@@ -62,7 +62,7 @@ def test_edge_web_serve_runs_until_sigterm(tmp_path: Path) -> None:
         proc.wait()
 
 
-def test_edge_web_serve_port_in_use_is_a_clear_error(tmp_path: Path) -> None:
+def test_edge_rotation_serve_port_in_use_is_a_clear_error(tmp_path: Path) -> None:
     with socket.socket() as busy:
         busy.bind(("127.0.0.1", 0))
         busy.listen()
@@ -72,5 +72,5 @@ def test_edge_web_serve_port_in_use_is_a_clear_error(tmp_path: Path) -> None:
         proc = edge_serve(cfg)
         _, err = proc.communicate(timeout=30)
     assert proc.returncode == 1
-    assert err.startswith(f"edge: error: cannot serve the pages on 127.0.0.1:{port}: ")
+    assert err.startswith(f"edge: error: cannot listen on 127.0.0.1:{port}: ")
     assert "Traceback" not in err

@@ -8,9 +8,9 @@ from flask.testing import FlaskClient
 
 from edge.clock import FakeClock
 from edge.rotation.service import RotationService
-from edge.web import create_app
-from edge.web.ratelimit import FailureLimiter
-from tests.web.conftest import PIN, csrf_of, login, page_csrf
+from edge.rotation.web import create_app
+from edge.rotation.web.ratelimit import FailureLimiter
+from tests.rotation.web.helpers import PIN, csrf_of, login, page_csrf
 
 
 def test_teacher_pages_redirect_to_login(client: FlaskClient) -> None:

@@ -31,7 +31,7 @@ from flask import (
 )
 from werkzeug.wrappers import Response as BaseResponse
 
-from edge.web.context import ctx
+from edge.rotation.web.context import ctx
 
 log = logging.getLogger(__name__)
 bp = Blueprint("auth", __name__)

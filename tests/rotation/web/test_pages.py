@@ -13,8 +13,8 @@ from edge.clock import FakeClock
 from edge.config import PeriodConfig
 from edge.rotation.periods import PeriodStore, saved_periods
 from edge.rotation.service import RotationService
-from edge.web.forms import Form
-from tests.web.conftest import page_csrf
+from edge.rotation.web.forms import Form
+from tests.rotation.web.helpers import page_csrf
 
 
 def text(client: FlaskClient, path: str) -> str:
@@ -45,7 +45,7 @@ def test_board_idle_then_running(client: FlaskClient, rotation: RotationService,
 
 
 def test_board_shows_a_fault(config: Any, clock: FakeClock, mock_factory: Any) -> None:
-    from edge.web import create_app
+    from edge.rotation.web import create_app
 
     config.state_dir.mkdir(parents=True)
     (config.state_dir / "rotation.json").write_text("{not json")

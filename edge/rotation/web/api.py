@@ -16,10 +16,10 @@ from edge.exc import ConfigError, EdgeError, PlanError, RotationError
 from edge.rotation.periods import parse_periods, period_json
 from edge.rotation.plan import Plan, parse_plan
 from edge.rotation.store import slug
-from edge.web.auth import api_auth_error
-from edge.web.context import ctx
-from edge.web.openapi import spec
-from edge.web.state import state_json
+from edge.rotation.web.auth import api_auth_error
+from edge.rotation.web.context import ctx
+from edge.rotation.web.openapi import spec
+from edge.rotation.web.state import state_json
 
 log = logging.getLogger(__name__)
 bp = Blueprint("api", __name__, url_prefix="/api/v1")

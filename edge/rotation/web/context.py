@@ -13,7 +13,7 @@ from edge.config import EdgeConfig
 from edge.rotation.periods import PeriodStore
 from edge.rotation.service import RotationService
 from edge.rotation.store import PlanStore
-from edge.web.ratelimit import FailureLimiter
+from edge.rotation.web.ratelimit import FailureLimiter
 
 EXT = "classroom_edge"
 

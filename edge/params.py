@@ -1,12 +1,16 @@
-"""BKT skill parameters: `[default]` plus `[skills."<skill>"]` tables, shared by edge.toml and replay files."""
+"""BKT skill parameters: `[default]` plus `[skills."<skill>"]` tables, in edge.toml, replay files and the
+district's params.toml. Part of the typed configuration (foundation): the mastery model only reads them."""
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 from edge.exc import ConfigError
+from edge.tomlfile import read_toml
 
 KEYS = ("prior", "learn", "guess", "slip", "forget")
 
@@ -82,3 +86,17 @@ def parse_params(data: Mapping[str, Any], file: str, prefix: str = "", require_d
         for name, table in skills_raw.items()
     }
     return ParamSet(default=default, skills=skills)
+
+
+def with_district_file(base: ParamSet, district_file: Path) -> ParamSet:
+    """`base` overridden per skill (and default, if given) by the district's params.toml, when there is one.
+
+    The district's skill tables inherit missing keys from `base`'s default unless the file has its own.
+    """
+    if not district_file.exists():
+        return base
+    data = read_toml(district_file)
+    if "default" not in data:
+        data = {"default": dataclasses.asdict(base.default), **data}
+    district = parse_params(data, str(district_file))
+    return ParamSet(default=district.default, skills={**base.skills, **district.skills})

@@ -12,7 +12,7 @@ from openapi_spec_validator import validate
 
 from edge.clock import FakeClock
 from edge.rotation.service import RotationService
-from tests.web.conftest import Api, OpenApi, page_csrf
+from tests.rotation.web.helpers import Api, OpenApi, page_csrf
 
 MATH = {
     "name": "Science", "work_minutes": 10, "warning_seconds": 30, "transition_seconds": 60, "rounds": 0,
@@ -111,7 +111,7 @@ def test_writes_need_the_token_or_a_session(api: Api, headers: dict[str, str], m
 
 
 def test_empty_api_token_accepts_no_bearer(make_config: Any, clock: FakeClock, mock_factory: Any) -> None:
-    from edge.web import create_app
+    from edge.rotation.web import create_app
 
     cfg = make_config(web={"teacher_pin": "1"})
     svc = RotationService(cfg, clock)

@@ -1,30 +1,58 @@
-"""Fixtures for the lesson cache: a test-controlled upstream server and a cache app, both on 127.0.0.1.
+"""The lesson cache's test harness: a test-controlled upstream server and a cache app, both on 127.0.0.1.
 
-`async def test_*` functions run under `asyncio.run` (the hook in tests/conftest.py),
-and each test starts and stops its own servers through `Harness` (an async context manager).
+`async def test_*` functions run under `asyncio.run` (the hook in tests/conftest.py), and each test starts
+and stops its own servers through `Harness` (an async context manager). The upstream's HTTP semantics
+(validators, 304, ranges) are its own small implementation, independent of content_cache.http: a bug there
+must not be mirrored on both sides of the test.
 """
 
 from __future__ import annotations
 
 import asyncio
-import socket
-from collections.abc import Iterator
+import re
 from dataclasses import dataclass, field
+from email.utils import formatdate
 from pathlib import Path
 from typing import Any
 
 import aiohttp
-import pytest
 from aiohttp import web
 from multidict import CIMultiDictProxy
 
-from content_cache.http import Unsatisfiable, check_conditionals, http_date, parse_range
 from content_cache.server import SERVICE, make_app
 from content_cache.service import CacheService
 from edge.config import parse_config
+from edge.serving.aio import bound_port
 
-LAST_MODIFIED = http_date(1_700_000_000)
+LAST_MODIFIED = formatdate(1_700_000_000, usegmt=True)
 
+
+def _tags(header: str) -> set[str]:
+    return {t.strip().removeprefix("W/") for t in header.split(",") if t.strip()}
+
+
+def _precondition(request: web.Request, etag: str | None) -> int | None:
+    """If-Match (412 unless it names our ETag) and If-None-Match (304 when it does), weak compare for INM."""
+    im = request.headers.get("If-Match")
+    if im is not None and not (etag and not etag.startswith("W/") and ("*" in _tags(im) or etag in _tags(im))):
+        return 412
+    inm = request.headers.get("If-None-Match")
+    if inm is not None and etag and ("*" in _tags(inm) or etag.removeprefix("W/") in _tags(inm)):
+        return 304
+    return None
+
+
+def _one_range(header: str | None, size: int) -> tuple[int, int] | str | None:
+    """(start, end-exclusive) of a single `bytes=` range, None to ignore it, "416" when unsatisfiable."""
+    m = re.fullmatch(r"bytes=(\d*)-(\d*)", header or "")
+    if m is None or not (m[1] or m[2]):
+        return None
+    if not m[1]:
+        n = int(m[2])
+        return (max(0, size - n), size) if n else "416"
+    start = int(m[1])
+    end = min(size, int(m[2]) + 1) if m[2] else size
+    return (start, end) if start < size else "416"
 
 
 
@@ -76,16 +104,15 @@ class Origin:
             headers["Cache-Control"] = obj.cache_control
         if obj.expires:
             headers["Expires"] = obj.expires
-        cond = check_conditionals(request.headers, obj.etag, None)
+        cond = _precondition(request, obj.etag)
         if cond is not None:
             return web.Response(status=cond, headers=headers)
         start, end, status = 0, len(obj.body), 200
-        try:
-            ranges = parse_range(request.headers.get("Range"), len(obj.body))
-        except Unsatisfiable:
+        wanted = _one_range(request.headers.get("Range"), len(obj.body))
+        if wanted == "416":
             return web.Response(status=416)
-        if ranges and len(ranges) == 1 and request.headers.get("If-Range", obj.etag) == obj.etag:
-            (start, end), status = ranges[0], 206
+        if isinstance(wanted, tuple) and request.headers.get("If-Range", obj.etag) == obj.etag:
+            (start, end), status = wanted, 206
             headers["Content-Range"] = f"bytes {start}-{end - 1}/{len(obj.body)}"
         resp = web.StreamResponse(status=status, headers=headers)
         resp.content_length = end - start
@@ -116,7 +143,7 @@ class Origin:
         await self._runner.setup()
         site = web.TCPSite(self._runner, "127.0.0.1", self.port)
         await site.start()
-        self.port = _bound_port(self._runner)
+        self.port = bound_port(self._runner)
 
     async def stop(self) -> None:
         """Stop listening: from now on the origin is down (connection refused)."""
@@ -129,20 +156,6 @@ class Origin:
             self._runner = None
 
 
-def _bound_port(runner: web.AppRunner) -> int:
-    server = runner.server
-    assert server is not None
-    for site in runner.sites:
-        srv: Any = site._server  # aiohttp keeps the asyncio server here
-        if srv is not None and getattr(srv, "sockets", None):
-            return int(srv.sockets[0].getsockname()[1])
-    raise RuntimeError("no bound socket")
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 @dataclass
@@ -198,7 +211,7 @@ class Harness:
         self.runner = web.AppRunner(make_app(config), access_log=None, shutdown_timeout=0.5)
         await self.runner.setup()
         await web.TCPSite(self.runner, "127.0.0.1", 0).start()
-        self.port = _bound_port(self.runner)
+        self.port = bound_port(self.runner)
 
     async def stop_cache(self) -> None:
         if self.runner is not None:
@@ -252,7 +265,3 @@ def blob(n: int, seed: int = 1) -> bytes:
         i += 1
     return bytes(out[:n])
 
-
-@pytest.fixture
-def origin() -> Iterator[Origin]:
-    yield Origin()

@@ -1,0 +1,60 @@
+"""The rotation in a terminal: a live status line (phase, round, time left, each LED, the buzzer) while the
+timer runs in the foreground — `edge rotation run`, and the heart of `edge run`."""
+
+from __future__ import annotations
+
+import sys
+import threading
+from typing import TextIO
+
+from edge.exc import RotationError
+from edge.rotation.plan import Plan
+from edge.rotation.service import RotationService
+from edge.rotation.status_line import status_line
+from edge.serving.lifecycle import serve_threaded
+
+LOOP_STALL_S = 5.0  # the rotation loop runs at least once a second; silent longer than this means it hangs
+
+
+class StatusPrinter:
+    """Rewrites one line in place on a terminal; in a log, prints a line per phase change."""
+
+    def __init__(self, rotation: RotationService, out: TextIO | None = None) -> None:
+        self.rotation = rotation
+        self.out = out or sys.stdout
+        self.tty = self.out.isatty()
+        self._last: tuple[object, ...] = ()
+
+    def tick(self) -> None:
+        snap = self.rotation.engine.snapshot()
+        line = status_line(snap, self.rotation.driver.outputs())
+        key = (snap.phase, snap.round, snap.quiet, snap.fault)
+        if self.tty:
+            self.out.write("\r\x1b[2K" + line)
+            self.out.flush()
+        elif key != self._last:
+            print(line, file=self.out, flush=True)
+        self._last = key
+
+    def close(self) -> None:
+        if self.tty:
+            self.out.write("\n")
+            self.out.flush()
+
+
+def run_console(rotation: RotationService, plan: Plan | None, stopping: threading.Event,
+                interval_s: float = 0.5) -> None:
+    """Start `plan` (if any), run the rotation loop and print its status until `stopping` is set."""
+    if plan is not None:
+        try:
+            rotation.engine.start(plan)
+        except RotationError as e:
+            print(f"edge: not starting {plan.name!r}: {e}", file=sys.stderr)
+    rotation.start()
+    printer = StatusPrinter(rotation)
+    try:
+        printer.tick()
+        serve_threaded(stopping, tick=printer.tick, interval=interval_s,
+                       healthy=lambda: rotation.loop_age() < LOOP_STALL_S)
+    finally:
+        printer.close()

@@ -1,0 +1,25 @@
+"""`edge rotation serve`: the classroom-rotation unit — timer, GPIO cues, button, bell schedule and the pages.
+
+What the rotation systemd unit runs. The rotation loop and waitress run in threads; the main thread waits for
+SIGTERM/SIGINT and feeds the systemd watchdog only while the rotation loop is alive.
+"""
+
+from __future__ import annotations
+
+from edge.config import EdgeConfig
+from edge.rotation.service import RotationService
+from edge.rotation.web.server import start_pages
+from edge.serving.lifecycle import serve_threaded, stop_on_signal
+
+LOOP_STALL_S = 5.0  # the loop runs at least once a second; longer than this silent means it hangs
+
+
+def serve(config: EdgeConfig) -> int:
+    with stop_on_signal() as stopping, RotationService(config) as rotation, start_pages(config, rotation) as pages:
+        rotation.start()
+        pin_note = "" if config.web.teacher_pin else " (no teacher_pin set: teacher control is disabled)"
+        print(f"edge: pages on {pages.url}/ (board {pages.url}/board, teacher {pages.url}/teacher){pin_note}; "
+              f"pins: {rotation.devices.factory_name}", flush=True)
+        serve_threaded(stopping, healthy=lambda: rotation.loop_age() < LOOP_STALL_S)
+    print("edge: stopped", flush=True)
+    return 0

@@ -1,0 +1,76 @@
+"""aiohttp services on the serving layer: bind (or a clean ListenError), the JSON error middleware.
+
+    runner = await start_site(make_app(config), host, port)        # ListenError if the port is taken
+    await serve_async(lambda: start_site(...), lambda r: r.cleanup())
+
+Every handler may raise RequestError; the middleware answers it, and aiohttp's own 404/405/413, in the one
+JSON error shape (405 with its Allow header). Nothing but a bug gives a 500, and that one is JSON too.
+"""
+
+from __future__ import annotations
+
+import logging
+import socket
+from collections.abc import Awaitable, Callable, Mapping
+from typing import Any
+
+from aiohttp import web
+
+from edge.exc import ListenError, RequestError
+from edge.serving.errors import error_body, request_error_body
+
+log = logging.getLogger(__name__)
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+
+
+def json_error(status: int, message: str, *, key: str | None = None, reason: str | None = None,
+               headers: Mapping[str, str] | None = None) -> web.Response:
+    return web.json_response(error_body(status, message, key=key, reason=reason), status=status,
+                             headers=dict(headers or {}))
+
+
+def error_response(e: RequestError, headers: Mapping[str, str] | None = None) -> web.Response:
+    return web.json_response(request_error_body(e), status=e.status, headers={**e.headers, **(headers or {})})
+
+
+@web.middleware
+async def error_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
+    try:
+        return await handler(request)
+    except RequestError as e:
+        return error_response(e)
+    except web.HTTPException as e:
+        if e.status < 400:
+            raise  # redirects and the like pass through
+        keep = {k: v for k, v in e.headers.items() if k in ("Allow", "WWW-Authenticate", "Retry-After")}
+        message = e.reason if e.status != 405 else f"method {request.method} is not allowed here"
+        return json_error(e.status, message, headers=keep)
+
+
+def bound_port(runner: web.AppRunner) -> int:
+    """The port a runner's (first) site listens on: tests bind port 0."""
+    for site in runner.sites:
+        server: Any = getattr(site, "_server", None)
+        if server is not None and getattr(server, "sockets", None):
+            return int(server.sockets[0].getsockname()[1])
+    raise RuntimeError("the runner has no bound site")
+
+
+async def start_site(app: web.Application, host: str, port: int, *, reuse_port: bool = False,
+                     backlog: int = 1024, sock: socket.socket | None = None,
+                     **runner_kwargs: Any) -> web.AppRunner:
+    """Set up `app` and listen on host:port (or on an inherited socket); ListenError when that fails.
+
+    Access logs are off: request lines carry student ids (query strings, paths).
+    """
+    runner = web.AppRunner(app, access_log=None, **runner_kwargs)
+    await runner.setup()
+    try:
+        site: web.BaseSite = (web.SockSite(runner, sock) if sock is not None else
+                              web.TCPSite(runner, host, port, reuse_address=True, reuse_port=reuse_port or None,
+                                          backlog=backlog))
+        await site.start()
+    except OSError as e:
+        await runner.cleanup()
+        raise ListenError(host, port, e.strerror or str(e)) from None
+    return runner

@@ -1,1 +1,0 @@
-"""Compiled kernels (`_x_c.pyx`), each beside its pure-Python twin (`_x_py.py`) that serves as test oracle."""
