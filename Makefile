@@ -26,6 +26,7 @@ test: native browser-deps lrs
 lint: $(STAMP)
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/mypy
+	$(VENV)/bin/lint-imports --no-cache
 
 bench: native
 	$(PY) bench/run_all.py

@@ -7,7 +7,6 @@ import asyncio
 import contextlib
 import sys
 from pathlib import Path
-from typing import Any
 
 from aiohttp import web
 
@@ -16,12 +15,12 @@ from content_cache.prefetch import PrefetchState, run_prefetch
 from content_cache.server import build_service, start_cache
 from content_cache.store import Store
 from content_cache.workers import serve_workers
-from edge.cli_support import config_from
+from edge.cli_support import SubParsers, config_from
 from edge.exc import EdgeError
 from edge.serving.lifecycle import serve_async
 
 
-def register(sub: Any, parent: argparse.ArgumentParser) -> None:
+def register(sub: SubParsers, parent: argparse.ArgumentParser) -> None:
     """Add `edge cache ...` to the edge CLI."""
     cache = sub.add_parser("cache", parents=[parent], help="the lesson cache (serve, check, prefetch)",
                            description="The lesson cache the Chromebooks load lessons from.")

@@ -19,7 +19,7 @@ from typing import Any
 
 from aiohttp import web
 
-from edge.cli_support import config_from
+from edge.cli_support import SubParsers, config_from
 from edge.config import DEFAULTS, EdgeConfig
 from edge.exc import ListenError
 from edge.rotation.console import run_console
@@ -122,7 +122,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     return run_foreground(config, plan=plan, services=ALL_SERVICES)
 
 
-def register(sub: argparse._SubParsersAction[argparse.ArgumentParser], parent: argparse.ArgumentParser) -> None:
+def register(sub: SubParsers, parent: argparse.ArgumentParser) -> None:
     p = sub.add_parser("run", parents=[parent], help="run the whole unit in the foreground (laptop demo)")
     p.add_argument("--plan", metavar="PLAN.toml", help="start this plan now")
     p.add_argument("--no-demo", action="store_true", help="with no config, do not start the demo plan")

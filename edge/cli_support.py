@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 import argparse
-from collections.abc import Callable
+from typing import TypeAlias
 
 from edge.config import EdgeConfig, load_config
 
-Handler = Callable[[argparse.Namespace], int]
-SubParsers = "argparse._SubParsersAction[argparse.ArgumentParser]"
+# What `register(sub, parent)` of each package receives: the top-level sub-command table.
+SubParsers: TypeAlias = "argparse._SubParsersAction[argparse.ArgumentParser]"
 
 
 def common_parent() -> argparse.ArgumentParser:

@@ -7,7 +7,7 @@ import os
 import platform
 
 from edge import __version__
-from edge.cli_support import config_from
+from edge.cli_support import SubParsers, config_from
 from edge.cues.pins import factory_name, resolve_pin_factory
 from edge.exc import ConfigError
 from edge.rotation.store import PlanStore
@@ -55,6 +55,6 @@ def cmd_doctor(args: argparse.Namespace) -> int:
     return 0
 
 
-def register(sub: argparse._SubParsersAction[argparse.ArgumentParser], parent: argparse.ArgumentParser) -> None:
+def register(sub: SubParsers, parent: argparse.ArgumentParser) -> None:
     p = sub.add_parser("doctor", parents=[parent], help="report config, pin factory and health")
     p.set_defaults(func=cmd_doctor)

@@ -5,14 +5,13 @@ from __future__ import annotations
 import argparse
 import sys
 from pathlib import Path
-from typing import Any
 
-from edge.cli_support import config_from
+from edge.cli_support import SubParsers, config_from
 from edge.fsutil import atomic_write
 from edge.mastery import replay as rp
 
 
-def register(sub: Any, parent: argparse.ArgumentParser) -> None:
+def register(sub: SubParsers, parent: argparse.ArgumentParser) -> None:
     """Add `edge mastery ...` to the top-level sub-commands."""
     p = sub.add_parser("mastery", parents=[parent], help="mastery model: evidence replay and the mastery service")
     msub = p.add_subparsers(dest="mastery_command", metavar="COMMAND", required=True)

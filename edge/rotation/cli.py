@@ -6,7 +6,7 @@ import argparse
 import json
 import sys
 
-from edge.cli_support import config_from
+from edge.cli_support import SubParsers, config_from
 from edge.rotation.plan import load_plan
 from edge.rotation.state import JsonStateFile
 from edge.rotation.status_line import clock_text
@@ -87,7 +87,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
     return serve(config_from(args))
 
 
-def register(sub: argparse._SubParsersAction[argparse.ArgumentParser], parent: argparse.ArgumentParser) -> None:
+def register(sub: SubParsers, parent: argparse.ArgumentParser) -> None:
     rot = sub.add_parser("rotation", parents=[parent], help="rotation plans and the timer")
     rsub = rot.add_subparsers(dest="rotation_command", metavar="ACTION", required=True)
     p = rsub.add_parser("preview", parents=[parent], help="print a plan's timeline without running it")

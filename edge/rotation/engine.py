@@ -21,7 +21,11 @@ log = logging.getLogger(__name__)
 
 Status = Literal["idle", "running", "paused", "done"]
 Stage = Literal["work", "transition"]
-ACTIONS = ("start", "pause", "resume", "extend", "skip", "restart", "end")
+# Every teacher action and the statuses it applies in (the pages enable their buttons from this table).
+ACTIONS: dict[str, tuple[Status, ...]] = {
+    "start": ("idle", "done"), "pause": ("running",), "resume": ("paused",), "extend": ("running", "paused"),
+    "skip": ("running", "paused"), "restart": ("running", "paused"), "end": ("running", "paused"),
+}
 EXTEND_S = 60.0
 STATE_VERSION = 1
 
@@ -200,13 +204,13 @@ class Engine:
             raise RotationError(f"unknown action {action!r} (known: {', '.join(ACTIONS)})")
         return self.snapshot()
 
-    def _require(self, *allowed: Status, what: str) -> None:
-        if self._status not in allowed:
+    def _require(self, action: str, what: str) -> None:
+        if self._status not in ACTIONS[action]:
             raise RotationError(f"cannot {what}: the rotation is {self._status}")
 
     def start(self, plan: Plan) -> None:
         with self._lock:
-            self._require("idle", "done", what="start (end the running plan first)")
+            self._require("start", what="start (end the running plan first)")
             self._plan = plan
             self._status = "running"
             self._round, self._stage = 1, "work"
@@ -218,7 +222,7 @@ class Engine:
 
     def pause(self) -> None:
         with self._lock:
-            self._require("running", what="pause")
+            self._require("pause", what="pause")
             self.tick()
             if self._status != "running":  # it ended exactly now
                 return
@@ -228,7 +232,7 @@ class Engine:
 
     def resume(self) -> None:
         with self._lock:
-            self._require("paused", what="resume")
+            self._require("resume", what="resume")
             assert self._paused_at is not None
             self._shift += self.clock.monotonic() - self._paused_at
             self._paused_at = None
@@ -245,7 +249,7 @@ class Engine:
     def extend(self, seconds: float = EXTEND_S) -> None:
         """Add time to the current work period or transition (a warning turns back into work if needed)."""
         with self._lock:
-            self._require("running", "paused", what="add a minute")
+            self._require("extend", what="add a minute")
             self.tick()
             if self._status in ("running", "paused"):
                 self._shift += seconds
@@ -254,7 +258,7 @@ class Engine:
     def skip(self) -> None:
         """End the current phase now: work→warning, warning→transition (or next round, or done)."""
         with self._lock:
-            self._require("running", "paused", what="skip")
+            self._require("skip", what="skip")
             self.tick()
             if self._status not in ("running", "paused"):
                 return
@@ -269,7 +273,7 @@ class Engine:
     def restart_round(self) -> None:
         """Start this round's work period again from its beginning (in a transition: the coming round)."""
         with self._lock:
-            self._require("running", "paused", what="restart the round")
+            self._require("restart", what="restart the round")
             self.tick()
             if self._status not in ("running", "paused"):
                 return
@@ -280,7 +284,7 @@ class Engine:
 
     def end(self) -> None:
         with self._lock:
-            self._require("running", "paused", what="end")
+            self._require("end", what="end")
             self._status = "done"
             self._paused_at = None
             log.info("rotation ended by the teacher")

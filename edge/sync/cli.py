@@ -5,13 +5,12 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
-from typing import Any
 
-from edge.cli_support import config_from
+from edge.cli_support import SubParsers, config_from
 from edge.exc import EdgeError
 
 
-def register(sub: Any, parent: argparse.ArgumentParser) -> None:
+def register(sub: SubParsers, parent: argparse.ArgumentParser) -> None:
     """Add `edge sync ...` to the top-level sub-commands."""
     p = sub.add_parser("sync", parents=[parent], help="district sync: LRS outbox status, upload now, roster import")
     ssub = p.add_subparsers(dest="sync_command", metavar="COMMAND", required=True)

@@ -15,17 +15,21 @@ from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
-from flask import Flask, Response, render_template, request
+from flask import Flask, Response, jsonify, make_response, render_template, request
 from werkzeug.exceptions import HTTPException
+from werkzeug.http import HTTP_STATUS_CODES
 
 from edge.config import EdgeConfig
+from edge.exc import RequestError
 from edge.fsutil import atomic_write
 from edge.rotation.periods import PeriodStore
 from edge.rotation.service import RotationService
 from edge.rotation.status_line import clock_text
 from edge.rotation.web import api, auth, pages
 from edge.rotation.web.context import EXT, WebContext
+from edge.rotation.web.openapi import SESSION_COOKIE
 from edge.rotation.web.ratelimit import FailureLimiter
+from edge.serving.errors import error_body
 
 log = logging.getLogger(__name__)
 SECRET_FILE = "web-secret.key"
@@ -48,13 +52,25 @@ def _secret_key(state_dir: Path) -> bytes:
     return key
 
 
+def _error(status: int, message: str, key: str | None, reason: str | None, headers: dict[str, str]) -> Any:
+    """The one JSON error shape under /api/, the error page elsewhere."""
+    if request.path.startswith("/api/"):
+        resp = jsonify(error_body(status, message, key=key, reason=reason))
+    else:
+        resp = make_response(render_template("error.html", status=status, title=HTTP_STATUS_CODES.get(status, ""),
+                                             message=message))
+    resp.status_code = status
+    resp.headers.update(headers)
+    return resp
+
+
 def create_app(config: EdgeConfig, rotation: RotationService) -> Flask:
     app = Flask(__name__)
     app.secret_key = _secret_key(config.state_dir)
     app.config.update(
         SESSION_COOKIE_HTTPONLY=True,
         SESSION_COOKIE_SAMESITE="Strict",
-        SESSION_COOKIE_NAME="edge_session",
+        SESSION_COOKIE_NAME=SESSION_COOKIE,
         PERMANENT_SESSION_LIFETIME=timedelta(minutes=config.web.session_minutes),
         MAX_CONTENT_LENGTH=256 * 1024,
         SEND_FILE_MAX_AGE_DEFAULT=0,  # static files are tiny; an update must show at once
@@ -69,12 +85,14 @@ def create_app(config: EdgeConfig, rotation: RotationService) -> Flask:
     app.jinja_env.globals.update(csrf_token=auth.csrf_token, clock_text=clock_text, room=config.unit.room,
                                  teacher_logged_in=lambda: auth.session_state() == "ok")
 
+    @app.errorhandler(RequestError)
+    def request_error(e: RequestError) -> Any:
+        return _error(e.status, e.message, e.key, e.reason, e.headers)
+
     @app.errorhandler(HTTPException)
     def http_error(e: HTTPException) -> Any:
-        status = e.code or 500
-        if request.path.startswith("/api/"):
-            return api.error(status, e.description or e.name)
-        return render_template("error.html", status=status, title=e.name, message=e.description), status
+        headers = {k: v for k, v in (e.get_headers() or []) if k in ("Allow", "Retry-After")}
+        return _error(e.code or 500, e.description or e.name, None, None, headers)
 
     @app.after_request
     def headers(resp: Response) -> Response:

@@ -2,7 +2,7 @@
 
 GET /rotation is public (the board and student pages use it; it carries no student ids). Everything else
 needs the teacher session (+ X-CSRF-Token on writes) or `Authorization: Bearer <[web] api_token>`.
-Errors are {"error": message} with a 4xx status; validation errors add "key" and "reason".
+Views raise RequestError; the app answers it in the one JSON error shape (edge.serving.errors).
 """
 
 from __future__ import annotations
@@ -12,11 +12,12 @@ from typing import Any
 
 from flask import Blueprint, Response, jsonify, request, url_for
 
-from edge.exc import ConfigError, EdgeError, PlanError, RotationError
+from edge.exc import ConfigError, EdgeError, PlanError, RequestError, RotationError
+from edge.rotation.engine import ACTIONS
 from edge.rotation.periods import parse_periods, period_json
 from edge.rotation.plan import Plan, parse_plan
 from edge.rotation.store import slug
-from edge.rotation.web.auth import api_auth_error
+from edge.rotation.web.auth import api_authorise
 from edge.rotation.web.context import ctx
 from edge.rotation.web.openapi import spec
 from edge.rotation.web.state import state_json
@@ -27,32 +28,23 @@ BODY = "<request body>"
 PUBLIC = {"api.rotation", "api.openapi"}  # endpoints open to all
 
 
-def error(status: int, message: str, **extra: Any) -> Response:
-    resp = jsonify({"error": message, **extra})
-    resp.status_code = status
-    if status == 401:
-        resp.headers["WWW-Authenticate"] = 'Bearer realm="classroom-edge"'
-    return resp
-
-
-def invalid(e: ConfigError) -> Response:
-    return error(422, str(e), key=e.key, reason=e.reason)
+def invalid(e: ConfigError) -> RequestError:
+    """A validation failure as the 422 naming the key."""
+    return RequestError(422, str(e), key=e.key, reason=e.reason)
 
 
 @bp.before_request
-def _authorise() -> Response | None:
-    if request.endpoint in PUBLIC:
-        return None
-    problem = api_auth_error()
-    return error(*problem) if problem else None
+def _authorise() -> None:
+    if request.endpoint not in PUBLIC:
+        api_authorise()
 
 
-def _body() -> dict[str, Any] | Response:
+def _body() -> dict[str, Any]:
     if not request.content_length and not request.data:
         return {}
     data = request.get_json(silent=True)
     if not isinstance(data, dict):
-        return error(400, "the request body must be a JSON object")
+        raise RequestError(400, "the request body must be a JSON object", key="body")
     return data
 
 
@@ -68,25 +60,20 @@ def rotation() -> Response:
     return resp
 
 
-@bp.post("/rotation/<any(start, pause, resume, extend, skip, restart, end):action>")
+@bp.post(f"/rotation/<any({', '.join(ACTIONS)}):action>")
 def rotation_action(action: str) -> Response:
     c = ctx()
     body = _body()
-    if isinstance(body, Response):
-        return body
     plan: Plan | None = None
     if action == "start":
         name = body.get("plan")
         if not isinstance(name, str) or not name:
-            return error(400, "start needs {\"plan\": \"<saved plan name>\"}")
-        try:
-            plan = c.plans.get(name)
-        except PlanError:
-            return error(404, f"no saved plan called {name!r}")
+            raise RequestError(400, "start needs {\"plan\": \"<saved plan name>\"}", key="plan")
+        plan = _saved(name)
     try:
         snap = c.rotation.engine.act(action, plan)
     except RotationError as e:
-        return error(409, str(e))
+        raise RequestError(409, str(e)) from None
     log.info("api: %s", action)
     return jsonify(state_json(c, snap, plan or c.rotation.engine.plan))
 
@@ -108,28 +95,31 @@ def plans() -> Response:
     return jsonify({"plans": [_summary(p) for p in store.plans()], "broken": store.broken()})
 
 
-def _parse(body: dict[str, Any]) -> Plan | Response:
+def _saved(name: str) -> Plan:
+    try:
+        return ctx().plans.get(name)
+    except PlanError:
+        raise RequestError(404, f"no saved plan called {name!r}", key="name") from None
+
+
+def _parse(body: dict[str, Any]) -> Plan:
     doc = dict(body)
     if doc.get("rounds") == 0:
         doc.pop("rounds")  # 0 = one round per station, as plan_json shows it
     try:
         return parse_plan({"plan": doc}, BODY)
     except PlanError as e:
-        return invalid(e)
+        raise invalid(e) from None
 
 
 @bp.post("/plans")
 def plan_create() -> Response:
     c = ctx()
-    body = _body()
-    if isinstance(body, Response):
-        return body
-    plan = _parse(body)
-    if isinstance(plan, Response):
-        return plan
+    plan = _parse(_body())
     with c.write_lock:
         if any(slug(p.name) == slug(plan.name) for p in c.plans.plans()):
-            return error(409, f"a saved plan called {plan.name!r} exists (PUT /plans/{{name}} replaces it)")
+            raise RequestError(409, f"a saved plan called {plan.name!r} exists (PUT /plans/{{name}} replaces it)",
+                               key="name")
         c.plans.save(plan)
     resp = jsonify(plan_json(plan))
     resp.status_code = 201
@@ -139,25 +129,17 @@ def plan_create() -> Response:
 
 @bp.get("/plans/<path:name>")
 def plan_get(name: str) -> Response:
-    try:
-        return jsonify(plan_json(ctx().plans.get(name)))
-    except PlanError:
-        return error(404, f"no saved plan called {name!r}")
+    return jsonify(plan_json(_saved(name)))
 
 
 @bp.put("/plans/<path:name>")
 def plan_put(name: str) -> Response:
     c = ctx()
     body = _body()
-    if isinstance(body, Response):
-        return body
     body.setdefault("name", name)
     plan = _parse(body)
-    if isinstance(plan, Response):
-        return plan
     if slug(plan.name) != slug(name):
-        return error(422, f"{BODY}: plan.name: must match the name in the URL ({name!r})", key="plan.name",
-                     reason=f"must match the name in the URL ({name!r})")
+        raise invalid(PlanError(BODY, "plan.name", f"must match the name in the URL ({name!r})"))
     with c.write_lock:
         c.plans.save(plan)
     return jsonify(plan_json(plan))
@@ -168,9 +150,9 @@ def plan_delete(name: str) -> Response:
     c = ctx()
     with c.write_lock:
         try:
-            c.plans.delete(name)
+            c.plans.delete(name)  # also a plan file that no longer validates
         except PlanError:
-            return error(404, f"no saved plan called {name!r}")
+            raise RequestError(404, f"no saved plan called {name!r}", key="name") from None
     return Response(status=204)
 
 
@@ -180,7 +162,8 @@ def periods() -> Response:
     try:
         saved = c.periods.periods()
     except EdgeError as e:
-        return error(409, f"the saved period schedule is unreadable ({e}); PUT a new one to replace it")
+        raise RequestError(409, f"the saved period schedule is unreadable ({e}); PUT a new one to replace it") \
+            from None
     return jsonify({"periods": [period_json(p) for p in saved],
                     "config_periods": [period_json(p) for p in c.config.rotation.periods]})
 
@@ -189,8 +172,6 @@ def periods() -> Response:
 def periods_put() -> Response:
     c = ctx()
     body = _body()
-    if isinstance(body, Response):
-        return body
     try:
         periods = parse_periods(body.get("periods"), BODY)
         known = {slug(p.name) for p in c.plans.plans()}
@@ -198,7 +179,7 @@ def periods_put() -> Response:
             if slug(p.plan) not in known:
                 raise ConfigError(BODY, f"periods[{i}].plan", f"there is no saved plan called {p.plan!r}")
     except ConfigError as e:
-        return invalid(e)
+        raise invalid(e) from None
     with c.write_lock:
         c.periods.save(periods)
     return jsonify({"periods": [period_json(p) for p in periods],

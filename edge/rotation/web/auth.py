@@ -31,7 +31,9 @@ from flask import (
 )
 from werkzeug.wrappers import Response as BaseResponse
 
+from edge.exc import RequestError
 from edge.rotation.web.context import ctx
+from edge.serving.auth import bearer_ok, secret_ok
 
 log = logging.getLogger(__name__)
 bp = Blueprint("auth", __name__)
@@ -53,7 +55,7 @@ def csrf_token() -> str:
 def csrf_ok() -> bool:
     expected = session.get("csrf")
     sent = request.form.get(CSRF_FIELD) or request.headers.get(CSRF_HEADER) or ""
-    return isinstance(expected, str) and bool(sent) and hmac.compare_digest(expected, sent)
+    return isinstance(expected, str) and secret_ok(sent, expected)
 
 
 def _pin_fingerprint(pin: str) -> str:
@@ -108,26 +110,23 @@ def teacher_required(view: F) -> F:
     return cast(F, wrapped)
 
 
-def bearer_ok() -> bool:
-    token = ctx().config.web.api_token
-    header = request.headers.get("Authorization", "")
-    scheme, _, sent = header.partition(" ")
-    return bool(token) and scheme.lower() == "bearer" and hmac.compare_digest(sent.strip().encode(),
-                                                                                token.encode())
+UNAUTHORIZED = {"WWW-Authenticate": 'Bearer realm="classroom-edge"'}
 
 
-def api_auth_error() -> tuple[int, str] | None:
-    """None if the request may use the teacher API, else (status, message)."""
+def api_authorise() -> None:
+    """Return if the request may use the teacher API, else raise the 401/403 RequestError saying why."""
     if request.headers.get("Authorization"):
-        return None if bearer_ok() else (401, "invalid bearer token")
+        if not bearer_ok(request.headers.get("Authorization"), ctx().config.web.api_token):
+            raise RequestError(401, "invalid bearer token", key="Authorization", headers=UNAUTHORIZED)
+        return
     state = session_state()
     if state == "expired":
-        return 401, "the teacher session expired: log in again"
+        raise RequestError(401, "the teacher session expired: log in again", headers=UNAUTHORIZED)
     if state == "none":
-        return 401, "log in as the teacher or send 'Authorization: Bearer <api_token>'"
+        raise RequestError(401, "log in as the teacher or send 'Authorization: Bearer <api_token>'",
+                           headers=UNAUTHORIZED)
     if request.method not in ("GET", "HEAD") and not csrf_ok():
-        return 403, f"missing or wrong CSRF token (send the {CSRF_HEADER} header)"
-    return None
+        raise RequestError(403, f"missing or wrong CSRF token (send the {CSRF_HEADER} header)", key=CSRF_HEADER)
 
 
 @bp.route("/teacher/login", methods=["GET", "POST"])
@@ -154,8 +153,7 @@ def login() -> BaseResponse | str | tuple[str, int]:
     if not csrf_ok():
         return render_template("login.html", disabled=False, next=nxt,
                                error="The form was out of date. Enter the PIN again."), 400
-    sent = request.form.get("pin", "")
-    if not hmac.compare_digest(sent.strip().encode(), pin.encode()):
+    if not secret_ok(request.form.get("pin", "").strip(), pin):
         c.limiter.failed(client)
         log.warning("wrong teacher PIN from %s", client)
         return render_template("login.html", disabled=False, next=nxt, error="Wrong PIN."), 401

@@ -6,9 +6,9 @@ from typing import Any
 
 from edge import __version__
 from edge.config import WEEKDAYS
+from edge.rotation.engine import ACTIONS
 from edge.rotation.plan import KINDS
-
-ACTIONS = ("start", "pause", "resume", "extend", "skip", "restart", "end")
+from edge.serving.errors import ERROR_SCHEMA
 
 
 def _ref(name: str) -> dict[str, str]:
@@ -23,17 +23,13 @@ def _err(description: str) -> dict[str, Any]:
     return {"$ref": f"#/components/responses/{description}"}
 
 
+SESSION_COOKIE = "edge_session"
 NUM = {"type": "number"}
 NULLABLE_NUM = {"type": ["number", "null"]}
 STR_MAP = {"type": "object", "additionalProperties": {"type": "string"}}
 
 SCHEMAS: dict[str, Any] = {
-    "Error": {
-        "type": "object", "required": ["error"], "additionalProperties": False,
-        "properties": {"error": {"type": "string", "description": "what is wrong, for people"},
-                       "key": {"type": "string", "description": "validation errors: the offending key"},
-                       "reason": {"type": "string", "description": "validation errors: why, without the key"}},
-    },
+    "Error": ERROR_SCHEMA,
     "Rotation": {
         "type": "object", "additionalProperties": False,
         "required": ["status", "phase", "phase_word", "underlying_phase", "plan", "round", "rounds", "remaining_s",
@@ -195,7 +191,7 @@ def spec() -> dict[str, Any]:
             "responses": RESPONSES,
             "securitySchemes": {
                 "bearer": {"type": "http", "scheme": "bearer"},
-                "teacherSession": {"type": "apiKey", "in": "cookie", "name": "session"},
+                "teacherSession": {"type": "apiKey", "in": "cookie", "name": SESSION_COOKIE},
             },
         },
     }

@@ -15,6 +15,7 @@ from werkzeug.wrappers import Response as BaseResponse
 
 from edge.config import WEEKDAYS
 from edge.exc import ConfigError, EdgeError, PlanError, RotationError
+from edge.rotation.engine import ACTIONS
 from edge.rotation.periods import parse_periods
 from edge.rotation.plan import KINDS, parse_plan
 from edge.rotation.store import slug
@@ -26,8 +27,12 @@ from edge.rotation.web.state import state_json
 log = logging.getLogger(__name__)
 bp = Blueprint("pages", __name__)
 FORM_FILE = "<form>"
-ACTION_DONE = {"start": "Started {plan}.", "pause": "Paused.", "resume": "Resumed.", "extend": "Added a minute.",
-               "skip": "Skipped to the next phase.", "restart": "Restarted the round.", "end": "Ended the rotation."}
+# The words of each teacher action (edge.rotation.engine.ACTIONS says which exist and when they apply).
+ACTION_WORDS = {
+    "start": ("Start", "Started {plan}."), "pause": ("Pause", "Paused."), "resume": ("Resume", "Resumed."),
+    "extend": ("+1 minute", "Added a minute."), "skip": ("Skip to next phase", "Skipped to the next phase."),
+    "restart": ("Restart round", "Restarted the round."), "end": ("End rotation", "Ended the rotation."),
+}
 
 
 def lesson_base() -> str:
@@ -53,8 +58,9 @@ def board() -> str:
 @teacher_required
 def teacher() -> str:
     c = ctx()
+    actions = [(name, ACTION_WORDS[name][0], " ".join(when)) for name, when in ACTIONS.items()]
     return render_template("teacher.html", state=state_json(c), plans=c.plans.plans(), broken=c.plans.broken(),
-                           config_periods=c.config.rotation.periods, periods=_saved_periods())
+                           config_periods=c.config.rotation.periods, periods=_saved_periods(), actions=actions)
 
 
 def _saved_periods() -> list[Any]:
@@ -65,7 +71,7 @@ def _saved_periods() -> list[Any]:
         return []
 
 
-@bp.post("/teacher/act/<any(start, pause, resume, extend, skip, restart, end):action>")
+@bp.post(f"/teacher/act/<any({', '.join(ACTIONS)}):action>")
 @teacher_required
 def act(action: str) -> BaseResponse:
     c = ctx()
@@ -78,7 +84,7 @@ def act(action: str) -> BaseResponse:
         flash(f"{str(e)[0].upper()}{str(e)[1:]}.", "error")
     else:
         log.info("teacher page: %s", action)
-        flash(ACTION_DONE[action].format(plan=plan.name if plan else ""), "ok")
+        flash(ACTION_WORDS[action][1].format(plan=plan.name if plan else ""), "ok")
     return redirect(url_for("pages.teacher"))
 
 

@@ -79,7 +79,7 @@ def test_start_pause_resume_extend_skip_restart_end(api: Api, clock: FakeClock) 
 
 def test_action_errors_are_json(api: Api) -> None:
     resp = api("POST", "/rotation/pause")
-    assert resp.status_code == 409 and resp.get_json() == {"error": "cannot pause: the rotation is idle"}
+    assert resp.status_code == 409 and resp.get_json() == {"error": "cannot pause: the rotation is idle", "status": 409}
     resp = api("POST", "/rotation/start", json={"plan": "Nope"})
     assert resp.status_code == 404 and "Nope" in resp.get_json()["error"]
     assert api("POST", "/rotation/start").status_code == 400

@@ -256,3 +256,10 @@ def test_html_error_pages_for_pages(teacher: FlaskClient) -> None:
     resp = teacher.get("/teacher/plan?name=Nope")
     assert resp.status_code == 404 and "There is no saved plan called" in resp.get_data(as_text=True)
     assert resp.mimetype == "text/html"
+
+
+def test_every_engine_action_has_words_and_a_route() -> None:
+    from edge.rotation.engine import ACTIONS
+    from edge.rotation.web.pages import ACTION_WORDS
+
+    assert ACTION_WORDS.keys() == ACTIONS.keys() and next(iter(ACTIONS)) == "start"
