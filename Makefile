@@ -2,34 +2,52 @@
 PYTHON ?= python3
 VENV   ?= .venv
 PY     := $(VENV)/bin/python
-STAMP  := $(VENV)/.installed
+RUN_STAMP := $(VENV)/.installed-run
+DEV_STAMP := $(VENV)/.installed-dev
 ARGS   ?=
 
-.PHONY: run test lint bench native browser-deps lrs clean
+.PHONY: run test lint bench native kernels browser-deps bench-deps lrs clean
 
-$(STAMP): pyproject.toml setup.py
+$(PY):
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
+
+# `make run` needs only the product's dependencies (and Cython to compile the kernels)...
+$(RUN_STAMP): pyproject.toml setup.py | $(PY)
+	$(PY) -m pip install -q -e . 'cython>=3.0'
+	touch $@
+
+# ... `make test`, `make lint` and `make bench` add the test and dev tools to the same venv.
+$(DEV_STAMP): pyproject.toml setup.py | $(PY)
 	$(PY) -m pip install -q -e '.[dev]'
 	touch $@
 
 # Rebuild the compiled kernels whenever a .pyx changed (fast no-op otherwise).
-native: $(STAMP)
+kernels:
 	$(PY) setup.py -q build_ext --inplace
 
-run: native
+native: $(DEV_STAMP)
+	$(MAKE) -s kernels
+
+run: $(RUN_STAMP)
+	$(MAKE) -s kernels
 	$(VENV)/bin/edge run $(ARGS)
 
 test: native browser-deps lrs
 	$(PY) -m pytest -q $(ARGS)
 
-lint: $(STAMP)
+lint: $(DEV_STAMP)
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/mypy
 	$(VENV)/bin/lint-imports --no-cache
 
-bench: native
+# Benchmarks measure against peers installed here (a missing peer fails the benchmark, never a stand-in).
+bench: native bench-deps lrs
 	$(PY) bench/run_all.py
+
+bench-deps:
+	command -v wrk >/dev/null && command -v nginx >/dev/null && command -v curl >/dev/null || \
+	  (apt-get update -qq && apt-get install -y -qq nginx-light wrk curl >/dev/null)
 
 # Debian's Chromium for the page tests (Playwright's own browser download does not work here).
 browser-deps:

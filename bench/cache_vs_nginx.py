@@ -2,7 +2,7 @@
 
 1. Warm hits: nginx (Debian package, sendfile on, `worker_processes 2`) and our cache (`edge cache serve`,
    a file:// origin) with `workers = 1` and with `workers = 2` serve the same 50 MB and 200 KB files to 36
-   and 1 connections (wrk, else a small asyncio client): requests/s and p99 for both, and the ratio.
+   and 1 connections (wrk): requests/s and p99 for both, and the ratio. Without nginx or wrk it fails.
    nginx is measured right after the cache for each row (the machine's load drifts).
 2. Cold storm, for each workers setting: 36 simultaneous requests for an uncached 50 MB object behind a
    rate-limited upstream: upstream request count, each client's time to first byte relative to upstream's
@@ -17,7 +17,6 @@ import asyncio
 import json
 import os
 import re
-import shutil
 import signal
 import socket
 import subprocess
@@ -25,6 +24,8 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+
+from _peers import require
 
 BIG = 50 * 1024 * 1024
 SMALL = 200 * 1024
@@ -81,41 +82,14 @@ def _wrk(url: str, conns: int) -> tuple[float, float]:
     return rps, p99
 
 
-async def _py_load(url: str, conns: int) -> tuple[float, float]:
-    """Fallback when wrk is missing: keep-alive GETs from `conns` asyncio connections."""
-    host, port, path = re.match(r"http://([^:/]+):(\d+)(/.*)", url).groups()  # type: ignore[union-attr]
-    lat: list[float] = []
-    stop = time.monotonic() + DURATION_S
-
-    async def one() -> None:
-        reader, writer = await asyncio.open_connection(host, int(port))
-        req = f"GET {path} HTTP/1.1\r\nHost: {host}\r\n\r\n".encode()
-        while time.monotonic() < stop:
-            t0 = time.monotonic()
-            writer.write(req)
-            head = await reader.readuntil(b"\r\n\r\n")
-            n = int(re.search(rb"(?i)content-length:\s*(\d+)", head)[1])  # type: ignore[index]
-            await reader.readexactly(n)
-            lat.append(time.monotonic() - t0)
-        writer.close()
-
-    await asyncio.gather(*(one() for _ in range(conns)))
-    lat.sort()
-    return len(lat) / DURATION_S, lat[int(len(lat) * 0.99) - 1] * 1000 if lat else float("nan")
-
-
 def load(url: str, conns: int) -> tuple[float, float]:
-    if shutil.which("wrk"):
-        return _wrk(url, conns)
-    return asyncio.run(_py_load(url, conns))
+    return _wrk(url, conns)
 
 
 # -- servers ------------------------------------------------------------------------------------------
 
 def start_nginx(work: Path, pack: Path) -> tuple[subprocess.Popen[bytes] | None, int, str]:
-    nginx = shutil.which("nginx") or ("/usr/sbin/nginx" if Path("/usr/sbin/nginx").exists() else None)
-    if nginx is None:
-        return None, 0, "nginx is not installed (apt-get install -y nginx-light)"
+    nginx = require("nginx", "nginx-light")
     port = _free_port()
     conf = work / "nginx.conf"
     user = "user root;\n" if os.geteuid() == 0 else ""
@@ -268,11 +242,11 @@ def main() -> None:
         (pack / "big.bin").write_bytes(os.urandom(BIG))
         (pack / "small.bin").write_bytes(os.urandom(SMALL))
         nginx, nport, why = start_nginx(work, pack)
-        tool = "wrk" if shutil.which("wrk") else "asyncio client (wrk missing)"
-        print(f"warm hits on loopback, {DURATION_S} s per run, load from {tool}; "
+        require("wrk", "wrk")
+        print(f"warm hits on loopback, {DURATION_S} s per run, load from wrk; "
               f"nginx with worker_processes {NGINX_WORKERS}, sendfile on")
         if nginx is None:
-            print(f"  nginx: not measured: {why}")
+            raise SystemExit(f"bench: the peer did not start: {why}")
         try:
             for workers in WORKERS:
                 # A fresh upstream per setting: its request count and timings belong to this storm only.

@@ -61,7 +61,7 @@ def measure(rounds: int) -> list[float]:
         assert snap.phase_deadline is not None
         origin = snap.phase_deadline - plan.timeline()[0].end_s
         time.sleep(plan.total_s + 0.5)
-        service.stop()
+        service.close()
     ons_by_pin = {pin: pin_on_times(factory, pin, cleared[pin]) for pin in PIN_FOR_PHASE.values()}
     factory.reset()
     Device.pin_factory = None

@@ -19,7 +19,6 @@ import time
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from types import TracebackType
 from typing import Any
 
 import diskcache
@@ -27,6 +26,7 @@ import diskcache
 from content_cache.locks import remove_unheld
 from content_cache.workerstats import remove_dead_stats
 from edge.fsutil import fsync_dir
+from edge.resource import Resource
 
 log = logging.getLogger(__name__)
 
@@ -84,7 +84,7 @@ def pid_alive(pid: int) -> bool:
     return True
 
 
-class Store:
+class Store(Resource):
     """Metadata index + body files under one directory. Not thread-safe: used from the event loop."""
 
     def __init__(self, directory: Path) -> None:
@@ -120,12 +120,6 @@ class Store:
         self.flush_access()
         self._index.close()
 
-    def __enter__(self) -> Store:
-        return self
-
-    def __exit__(self, kind: type[BaseException] | None, value: BaseException | None,
-                 tb: TracebackType | None) -> None:
-        self.close()
 
     # -- lookups ---------------------------------------------------------------------------------------
 

@@ -11,7 +11,6 @@ import logging
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass
-from types import TracebackType
 from typing import Any
 
 from gpiozero import Button, Buzzer, TonalBuzzer, TrafficLights
@@ -21,12 +20,13 @@ from edge.clock import Clock
 from edge.config import GpioConfig
 from edge.cues.patterns import CHANNELS, CUES, SILENT, Track, Value
 from edge.cues.pins import factory_name, resolve_pin_factory
+from edge.resource import Resource
 
 log = logging.getLogger(__name__)
 
 
 @dataclass
-class Devices:
+class Devices(Resource):
     """The gpiozero devices of one unit, all on one pin factory (a context manager: `with open_devices(...)`)."""
 
     lights: TrafficLights
@@ -43,12 +43,6 @@ class Devices:
         for dev in (self.button, self.buzzer, self.lights):
             dev.close()
 
-    def __enter__(self) -> Devices:
-        return self
-
-    def __exit__(self, kind: type[BaseException] | None, value: BaseException | None,
-                 tb: TracebackType | None) -> None:
-        self.close()
 
 
 def open_devices(gpio: GpioConfig, source: str = "<config>") -> Devices:

@@ -17,13 +17,13 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
-from types import TracebackType
 from typing import Any
 
 from edge.config import UnitConfig
 from edge.db import connect, transaction
 from edge.mastery.model import CellView
 from edge.mastery.xapi import Evidence, Item, evidence_statement, snapshot_item
+from edge.resource import Resource
 from edge.sync.outbox import Outbox
 
 log = logging.getLogger(__name__)
@@ -118,7 +118,7 @@ _DIGESTS = {table: f"SELECT id, digest FROM {table} WHERE id IN (SELECT value FR
             for table in ("statements", "evidence")}
 
 
-class Store:
+class Store(Resource):
     def __init__(self, path: Path, home_page: str = "https://classroom-edge.invalid/students") -> None:
         self.home_page = home_page  # students' account homePage in statements built from compact evidence
         self.db = connect(path)  # WAL + synchronous=FULL: the WAL is fsynced at every commit
@@ -134,12 +134,6 @@ class Store:
         self.checkpointer.close()
         self.db.close()
 
-    def __enter__(self) -> Store:
-        return self
-
-    def __exit__(self, kind: type[BaseException] | None, value: BaseException | None,
-                 tb: TracebackType | None) -> None:
-        self.close()
 
     def write_group(self, requests: Sequence[WriteRequest]) -> None:
         """Store several requests in ONE transaction (one fsync); each one all-or-nothing.

@@ -11,12 +11,12 @@ import threading
 import time
 from collections.abc import Callable
 from datetime import datetime
-from types import TracebackType
 
 from edge.clock import Clock, SystemClock
 from edge.config import EdgeConfig
 from edge.cues.driver import ButtonActions, CueDriver, Devices, open_devices
 from edge.exc import EdgeError, RotationError
+from edge.resource import Resource
 from edge.rotation.engine import Engine, Snapshot
 from edge.rotation.periods import saved_periods
 from edge.rotation.schedule import due_period
@@ -34,7 +34,7 @@ def cue_for(snap: Snapshot) -> str:
     return snap.phase
 
 
-class RotationService:
+class RotationService(Resource):
     """Owns the engine and the GPIO devices of one classroom unit."""
 
     def __init__(self, config: EdgeConfig, clock: Clock | None = None, devices: Devices | None = None) -> None:
@@ -122,7 +122,7 @@ class RotationService:
         self._thread = threading.Thread(target=self._loop, name="rotation", daemon=True)
         self._thread.start()
 
-    def stop(self) -> None:
+    def close(self) -> None:
         """Stop the loop thread (if started) and release the pins."""
         self._stop.set()
         self._wake.set()
@@ -131,9 +131,3 @@ class RotationService:
             self._thread = None
         self.devices.close()
 
-    def __enter__(self) -> RotationService:
-        return self
-
-    def __exit__(self, kind: type[BaseException] | None, value: BaseException | None,
-                 tb: TracebackType | None) -> None:
-        self.stop()

@@ -56,21 +56,43 @@ def bound_port(runner: web.AppRunner) -> int:
     raise RuntimeError("the runner has no bound site")
 
 
+def listen(host: str, port: int, *, reuse_port: bool = False, backlog: int = 1024) -> socket.socket:
+    """A listening TCP socket on host:port (the first address the name resolves to); ListenError if not."""
+    try:
+        family, kind, proto, _, addr = socket.getaddrinfo(host or None, port, type=socket.SOCK_STREAM,
+                                                          flags=socket.AI_PASSIVE)[0]
+        sock = socket.socket(family, kind, proto)
+    except OSError as e:
+        raise ListenError(host, port, e.strerror or str(e)) from None
+    try:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        if reuse_port:
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
+        sock.bind(addr)
+        sock.listen(backlog)
+    except OSError as e:
+        sock.close()
+        raise ListenError(host, port, e.strerror or str(e)) from None
+    sock.setblocking(False)
+    return sock
+
+
 async def start_site(app: web.Application, host: str, port: int, *, reuse_port: bool = False,
                      backlog: int = 1024, sock: socket.socket | None = None,
                      **runner_kwargs: Any) -> web.AppRunner:
-    """Set up `app` and listen on host:port (or on an inherited socket); ListenError when that fails.
+    """Listen on host:port (or on an inherited socket) first, then start `app` on it: a taken port is a
+    ListenError before any store opens or any background task starts.
 
     Access logs are off: request lines carry student ids (query strings, paths).
     """
+    if sock is None:
+        sock = listen(host, port, reuse_port=reuse_port, backlog=backlog)
     runner = web.AppRunner(app, access_log=None, **runner_kwargs)
-    await runner.setup()
     try:
-        site: web.BaseSite = (web.SockSite(runner, sock) if sock is not None else
-                              web.TCPSite(runner, host, port, reuse_address=True, reuse_port=reuse_port or None,
-                                          backlog=backlog))
-        await site.start()
-    except OSError as e:
+        await runner.setup()
+        await web.SockSite(runner, sock).start()
+    except BaseException:
         await runner.cleanup()
-        raise ListenError(host, port, e.strerror or str(e)) from None
+        sock.close()
+        raise
     return runner

@@ -35,11 +35,11 @@ from collections.abc import Collection, Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from types import TracebackType
 from typing import Any
 
 from edge.db import connect, transaction
 from edge.exc import StatementError
+from edge.resource import Resource
 
 PENDING, QUARANTINED = 0, 2
 
@@ -69,7 +69,7 @@ def _iso(ts: float | None) -> str | None:
     return None if ts is None else datetime.fromtimestamp(ts, UTC).isoformat(timespec="seconds")
 
 
-class Outbox:
+class Outbox(Resource):
     """The uploader's and status page's handle on the outbox file (one connection; use from one thread)."""
 
     def __init__(self, path: Path, *, timeout: float = 30.0) -> None:
@@ -77,12 +77,6 @@ class Outbox:
         self.db = connect(path, timeout=timeout)
         self.install(self.db)
 
-    def __enter__(self) -> Outbox:
-        return self
-
-    def __exit__(self, kind: type[BaseException] | None, value: BaseException | None,
-                 tb: TracebackType | None) -> None:
-        self.close()
 
     # -- producers ---------------------------------------------------------------------------------------
     @staticmethod

@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import logging
 import threading
-from types import TracebackType
 
 import waitress
 from flask import Flask
@@ -15,13 +14,14 @@ from waitress import wasyncore
 
 from edge.config import EdgeConfig
 from edge.exc import ListenError
+from edge.resource import Resource
 from edge.rotation.service import RotationService
 
 log = logging.getLogger(__name__)
 THREADS = 8  # pages poll (no long-lived streams), so a few workers serve a whole class
 
 
-class WebServer:
+class WebServer(Resource):
     """A waitress server whose loop runs until `close()` is called (from any thread; it returns at once)."""
 
     def __init__(self, app: Flask, host: str, port: int, threads: int = THREADS) -> None:
@@ -61,12 +61,6 @@ class WebServer:
         self._thread.start()
         return self
 
-    def __enter__(self) -> WebServer:
-        return self
-
-    def __exit__(self, kind: type[BaseException] | None, value: BaseException | None,
-                 tb: TracebackType | None) -> None:
-        self.close()
 
     def close(self) -> None:
         self._stop.set()

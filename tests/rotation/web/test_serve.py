@@ -60,17 +60,3 @@ def test_edge_web_serve_runs_until_sigterm(tmp_path: Path) -> None:
     finally:
         proc.kill()
         proc.wait()
-
-
-def test_edge_rotation_serve_port_in_use_is_a_clear_error(tmp_path: Path) -> None:
-    with socket.socket() as busy:
-        busy.bind(("127.0.0.1", 0))
-        busy.listen()
-        port = busy.getsockname()[1]
-        cfg = tmp_path / "edge.toml"
-        cfg.write_text(f'[unit]\nstate_dir = "{tmp_path}/state"\n[web]\nhost = "127.0.0.1"\nport = {port}\n')
-        proc = edge_serve(cfg)
-        _, err = proc.communicate(timeout=30)
-    assert proc.returncode == 1
-    assert err.startswith(f"edge: error: cannot listen on 127.0.0.1:{port}: ")
-    assert "Traceback" not in err
