@@ -9,7 +9,6 @@ between polls on their own clock, from `remaining_s`.
 from __future__ import annotations
 
 import logging
-import os
 import secrets
 from datetime import timedelta
 from pathlib import Path
@@ -47,8 +46,7 @@ def _secret_key(state_dir: Path) -> bytes:
     except FileNotFoundError:
         pass
     key = secrets.token_bytes(32)
-    atomic_write(path, key)
-    os.chmod(path, 0o600)
+    atomic_write(path, key, mode=0o600)  # never readable by others, not even for a moment
     return key
 
 
