@@ -21,11 +21,12 @@ from aiohttp import web
 
 from edge.cli_support import SubParsers, config_from
 from edge.config import DEFAULTS, EdgeConfig
-from edge.exc import ListenError
+from edge.exc import ListenError, PlanError
 from edge.rotation.console import run_console
 from edge.rotation.demo import DEMO_PLAN
 from edge.rotation.plan import Plan, load_plan
 from edge.rotation.service import RotationService
+from edge.rotation.store import PlanStore
 from edge.serving.lifecycle import stop_on_signal
 
 log = logging.getLogger(__name__)
@@ -112,6 +113,9 @@ def cmd_run(args: argparse.Namespace) -> int:
     if config.source == DEFAULTS:  # the embedded default: a laptop demo
         if not args.no_demo and plan is None:
             plan = DEMO_PLAN
+            # saved too, so the teacher page can start it again after "End rotation"
+            with contextlib.suppress(PlanError):  # already saved (or a plan of the teacher's uses that name)
+                PlanStore(config.plans_dir).save(DEMO_PLAN, replace=False)
         # one-off secrets so a newcomer can try the teacher page and post evidence; a real unit sets them
         pin = f"{secrets.randbelow(10**6):06d}"
         key = secrets.token_urlsafe(12)

@@ -7,7 +7,9 @@ import importlib
 import logging
 import os
 import sys
+import warnings
 from collections.abc import Sequence
+from typing import TextIO
 
 from edge import __version__
 from edge.cli_support import common_parent
@@ -45,6 +47,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         level=logging.DEBUG if debug else logging.INFO,
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
     )
+    if not debug:
+        warnings.showwarning = _show_warning
     parser = build_parser()
     args = parser.parse_args(argv)
     try:
@@ -54,5 +58,17 @@ def main(argv: Sequence[str] | None = None) -> int:
             raise
         print(f"edge: error: {e}", file=sys.stderr)
         return 1
+    except BrokenPipeError:
+        # the reader went away (`edge rotation preview --json | head`): say so once, and keep the interpreter's
+        # final flush of stdout from raising again
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        print("edge: error: the output was closed before everything was written (broken pipe)", file=sys.stderr)
+        return 1
     except KeyboardInterrupt:
         return 130
+
+
+def _show_warning(message: Warning | str, category: type[Warning], filename: str, lineno: int,
+                  file: TextIO | None = None, line: str | None = None) -> None:
+    """Warnings for people: `edge: warning: ...`, not a Python source location (EDGE_DEBUG=1 shows that)."""
+    print(f"edge: warning: {message}", file=file or sys.stderr)

@@ -7,6 +7,7 @@ Every section is a frozen dataclass; `read_section` checks unknown keys, types a
 from __future__ import annotations
 
 import dataclasses
+import math
 import os
 import re
 import types
@@ -17,6 +18,7 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 from edge.exc import ConfigError
+from edge.limits import PERIODS_MAX, name_problem
 from edge.params import ParamSet, parse_params
 from edge.tomlfile import read_toml
 
@@ -33,12 +35,19 @@ def _bcm(v: int) -> str | None:
     return None if 0 <= v <= 27 else "must be a BCM GPIO number 0..27"
 
 
-def _positive(v: float) -> str | None:
-    return None if v > 0 else "must be greater than 0"
+def _between(low: float, high: float, *, low_open: bool = False) -> Check:
+    """A number in [low, high] (or (low, high] when `low_open`): limits no real unit meets, but bounded."""
+    def check(v: float) -> str | None:
+        if (v <= low) if low_open else (v < low):
+            return f"must be greater than {low:g}" if low_open else (
+                "must not be negative" if low == 0 else f"must be at least {low:g}")
+        return None if v <= high else f"must be at most {high:g}"
+
+    return check
 
 
-def _non_negative(v: float) -> str | None:
-    return None if v >= 0 else "must not be negative"
+def _name(v: str) -> str | None:
+    return None if not v else name_problem(v)
 
 
 def _url(*schemes: str) -> Check:
@@ -78,8 +87,8 @@ def _hhmm(v: str) -> str | None:
 class UnitConfig:
     """Who this unit is; personalised per card by IT."""
 
-    room: str = "Demo room"
-    school: str = ""
+    room: str = _checked("Demo room", _name)
+    school: str = _checked("", _name)
     state_dir: str = ""  # default: $STATE_DIRECTORY, else ~/.local/state/classroom-edge
 
 
@@ -94,16 +103,16 @@ class GpioConfig:
     buzzer: int = _checked(17, _bcm)
     button: int = _checked(27, _bcm)
     tonal: bool = False
-    hold_seconds: float = _checked(2.0, _positive)
-    quiet_hold_seconds: float = _checked(5.0, _positive)
+    hold_seconds: float = _checked(2.0, _between(0, 60, low_open=True))
+    quiet_hold_seconds: float = _checked(5.0, _between(0, 60, low_open=True))
 
 
 @dataclass(frozen=True)
 class PeriodConfig:
     """A class period: on these weekdays at `start` (local time) the named saved plan starts by itself."""
 
-    name: str = ""
-    plan: str = ""
+    name: str = _checked("", _name)
+    plan: str = _checked("", _name)
     days: list[str] = _checked(list(WEEKDAYS[:5]), _days)
     start: str = _checked("08:00", _hhmm)
 
@@ -121,7 +130,7 @@ class WebConfig:
     port: int = _checked(8000, _port)
     teacher_pin: str = ""
     api_token: str = ""
-    session_minutes: int = _checked(480, _positive)
+    session_minutes: int = _checked(480, _between(1, 7 * 24 * 60))
 
 
 @dataclass(frozen=True)
@@ -129,13 +138,13 @@ class CacheConfig:
     host: str = "0.0.0.0"
     port: int = _checked(8080, _port)
     dir: str = ""  # default: $CACHE_DIRECTORY, else <state_dir>/cache
-    max_bytes: int = _checked(8 * 1024**3, _positive)
-    default_ttl_s: int = _checked(3600, _non_negative)
+    max_bytes: int = _checked(8 * 1024**3, _between(1, 2**41))
+    default_ttl_s: int = _checked(3600, _between(0, 366 * 86400))
     admin_token: str = ""
-    stall_timeout_s: float = _checked(30.0, _positive)
-    backoff_s: float = _checked(60.0, _positive)
+    stall_timeout_s: float = _checked(30.0, _between(0, 3600, low_open=True))
+    backoff_s: float = _checked(60.0, _between(0, 86400, low_open=True))
     # `edge cache serve` worker processes sharing the port (SO_REUSEPORT) and the index; 1 = one process.
-    workers: int = _checked(1, _positive)
+    workers: int = _checked(1, _between(1, 16))
     origins: dict[str, str] = field(default_factory=dict)
 
 
@@ -151,7 +160,7 @@ class MasteryConfig:
     # lesson manifests (the prefetch JSON) whose items map xAPI activity ids to skills
     manifests: list[str] = field(default_factory=list)
     # a snapshot statement per changed student×skill goes to the district this often
-    snapshot_minutes: float = _checked(15.0, _positive)
+    snapshot_minutes: float = _checked(15.0, _between(0, 1440, low_open=True))
     # account homePage of the students in statements the unit builds itself (compact evidence, snapshots)
     account_home_page: str = _checked("https://classroom-edge.invalid/students", _url("http", "https"))
 
@@ -164,10 +173,11 @@ class DistrictConfig:
     lrs_token: str = ""
     heartbeat_url: str = _checked("", _url("http", "https"))
     roster_url: str = _checked("", _url("http", "https", "file"))
-    batch_size: int = _checked(500, _positive)
+    batch_size: int = _checked(500, _between(1, 10_000))
     ca_file: str = ""
-    sync_interval_s: float = _checked(30.0, _positive)  # an upload round this often (sooner when woken)
-    max_requests_per_s: float = _checked(0.0, _non_negative)  # 0 = no limit
+    # an upload round this often (sooner when woken)
+    sync_interval_s: float = _checked(30.0, _between(0, 86400, low_open=True))
+    max_requests_per_s: float = _checked(0.0, _between(0, 1000))  # 0 = no limit
     roster_names: bool = False  # keep student names from the roster (never logged); default: ids only
 
 
@@ -243,7 +253,9 @@ def _convert(value: Any, hint: Any, file: str, key: str) -> Any:
         if value is not None:
             raise ConfigError(file, key, "must be empty")
         return None
-    if hint is float and isinstance(value, int) and not isinstance(value, bool):
+    if hint is float and isinstance(value, int | float) and not isinstance(value, bool):
+        if not math.isfinite(value):
+            raise ConfigError(file, key, f"must be a finite number, got {value!r}")
         return float(value)
     if hint in (str, int, float, bool):
         if type(value) is not hint:
@@ -293,6 +305,8 @@ def _validate_whole(cfg: EdgeConfig) -> None:
             raise ConfigError(file, f"cache.origins.{name}", "origin names are letters, digits, '-', '_', '.'")
         if reason := _url("http", "https", "file")(url):
             raise ConfigError(file, f"cache.origins.{name}", reason)
+    if len(cfg.rotation.periods) > PERIODS_MAX:
+        raise ConfigError(file, "rotation.periods", f"at most {PERIODS_MAX} periods (got {len(cfg.rotation.periods)})")
     for i, period in enumerate(cfg.rotation.periods):
         if not period.plan:
             raise ConfigError(file, f"rotation.periods[{i}].plan", "missing (the saved plan to start)")

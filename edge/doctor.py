@@ -9,7 +9,7 @@ import platform
 from edge import __version__
 from edge.cli_support import SubParsers, config_from
 from edge.cues.pins import factory_name, resolve_pin_factory
-from edge.exc import ConfigError
+from edge.rotation.periods import saved_periods
 from edge.rotation.store import PlanStore
 
 
@@ -26,20 +26,18 @@ def checks(args: argparse.Namespace) -> list[tuple[str, str]]:
     cfg = config_from(args)
     rows = [("version", f"edge {__version__} on Python {platform.python_version()} ({platform.machine()})"),
             ("config", cfg.source), ("room", f"{cfg.unit.room} / {cfg.unit.school or '-'}")]
-    try:
-        factory, fallback = resolve_pin_factory(cfg.gpio.pin_factory, cfg.source)
-        note = " (fallback: this host has no GPIO)" if fallback else ""
-        rows.append(("pin factory", f"{factory_name(factory)}{note}"))
-    except ConfigError:
-        raise
+    factory, fallback = resolve_pin_factory(cfg.gpio.pin_factory, cfg.source)  # warns (edge: warning: ...)
+    note = " (fallback: this host has no GPIO)" if fallback else ""
+    rows.append(("pin factory", f"{factory_name(factory)}{note}"))
     rows.append(("wiring", f"red {cfg.gpio.red}, amber {cfg.gpio.amber}, green {cfg.gpio.green}, "
                  f"buzzer {cfg.gpio.buzzer}{' (tonal)' if cfg.gpio.tonal else ''}, button {cfg.gpio.button}"))
     rows.append(("state dir", f"{cfg.state_dir}: {_writable(cfg.state_dir)}"))
     store = PlanStore(cfg.plans_dir)
     broken = store.broken() if cfg.plans_dir.exists() else []
     rows.append(("saved plans", f"{len(store.plans()) if cfg.plans_dir.exists() else 0} ok, {len(broken)} broken"))
-    rows.extend(("broken plan", b) for b in broken)
-    rows.append(("bell periods", str(len(cfg.rotation.periods))))
+    rows.extend(("broken plan", b.message) for b in broken)
+    saved = saved_periods(cfg.state_dir)
+    rows.append(("bell periods", f"{len(cfg.rotation.periods)} in {cfg.source}, {len(saved)} set on the teacher page"))
     from edge_native import bkt
 
     rows.append(("BKT kernel", "compiled (Cython)" if bkt.IMPLEMENTATION == "compiled"

@@ -13,8 +13,8 @@ from edge_native import NativeFallbackWarning
 
 __all__ = [
     "ConfigError", "EdgeError", "EventsFileError", "ListenError", "ManifestError", "NativeFallbackWarning",
-    "NoGPIOWarning", "PlanError", "RequestError", "RosterError", "RotationError", "StateError", "StatementError",
-    "TargetError", "UpstreamError",
+    "NoGPIOWarning", "PlanError", "PlanErrors", "RequestError", "RosterError", "RotationError", "StateError",
+    "StatementError", "TargetError", "UpstreamError",
 ]
 
 
@@ -34,6 +34,17 @@ class ConfigError(EdgeError, ValueError):
 
 class PlanError(ConfigError):
     """A rotation plan is invalid (same message shape as ConfigError)."""
+
+
+class PlanErrors(PlanError):
+    """Several problems in one plan, all found in one pass (the form shows each beside its field); `key` and
+    `reason` are the first one's, the message lists them all."""
+
+    def __init__(self, errors: list[PlanError]) -> None:
+        first = errors[0]
+        super().__init__(first.file, first.key, first.reason)
+        self.errors = errors
+        self.args = (f"{first.file}: " + "; ".join(f"{e.key}: {e.reason}" if e.key else e.reason for e in errors),)
 
 
 class RotationError(EdgeError):

@@ -139,7 +139,7 @@ def test_edge_run_shows_the_demo_rotation_and_stops_cleanly_on_sigterm(tmp_path:
     assert (state["status"], state["round"]) == ("running", 1)
 
 
-def test_edge_run_without_config_is_the_demo_with_one_off_secrets(monkeypatch: pytest.MonkeyPatch,
+def test_edge_run_without_config_is_the_demo_with_one_off_secrets(monkeypatch: pytest.MonkeyPatch, tmp_path: Path,
                                                                   capsys: pytest.CaptureFixture[str]) -> None:
     import edge.app
 
@@ -150,8 +150,11 @@ def test_edge_run_without_config_is_the_demo_with_one_off_secrets(monkeypatch: p
         return 0
 
     monkeypatch.delenv("EDGE_CONFIG", raising=False)
+    monkeypatch.setenv("STATE_DIRECTORY", str(tmp_path))
     monkeypatch.setattr(edge.app, "run_foreground", fake_run)
     assert main(["run"]) == 0
+    # saved as well: after "End rotation" the teacher page can start the demo again
+    assert (tmp_path / "plans" / "demo-rotation.toml").exists()
     cfg = seen["config"]
     assert seen["plan"] is edge.app.DEMO_PLAN and seen["services"] == edge.app.ALL_SERVICES
     out = capsys.readouterr().out

@@ -126,9 +126,12 @@ class CueDriver:
             getattr(self.devices.lights, channel).value = bool(value)
 
     def outputs(self) -> dict[str, str]:
-        """Human-readable state of every output, for the status line and doctor."""
+        """Human-readable state of every output, for the status line and doctor (a note only where a tonal
+        buzzer plays it; a plain buzzer is on or off)."""
+        tonal = isinstance(self.devices.buzzer, TonalBuzzer)
         with self._lock:
-            return {ch: ("off" if not v else "on" if v is True else str(v)) for ch, v in self._applied.items()}
+            return {ch: ("off" if not v else str(v) if isinstance(v, str) and tonal else "on")
+                    for ch, v in self._applied.items()}
 
 
 class ButtonActions:

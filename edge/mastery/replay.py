@@ -124,8 +124,13 @@ def read_events(path: str | Path) -> list[Event]:
 
 
 def load_params_file(path: str | Path) -> ParamSet:
-    """A PARAMS.toml with `[default]` and optional `[skills."<skill>"]` tables (errors name the key)."""
-    return parse_params(read_toml(path), str(path))
+    """A PARAMS.toml with `[default]` and optional `[skills."<skill>"]` tables (errors name the key); the
+    `[mastery.params...]` block copied from an edge.toml works too."""
+    data = read_toml(path)
+    mastery = data.get("mastery")
+    if set(data) == {"mastery"} and isinstance(mastery, dict) and set(mastery) == {"params"}:
+        return parse_params(mastery["params"], str(path), "mastery.params")
+    return parse_params(data, str(path))
 
 
 def params_array(params: ParamSet, skills: Sequence[str]) -> np.ndarray:

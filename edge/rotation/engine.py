@@ -295,10 +295,11 @@ class Engine:
             self._quiet = quiet
             self._changed()
 
-    def clear_fault(self) -> None:
+    def set_fault(self, message: str | None) -> None:
+        """Show the fault cue with `message` on every page (None clears it); a started plan clears it too."""
         with self._lock:
-            if self._fault is not None:
-                self._fault = None
+            if self._fault != message:
+                self._fault = message
                 self._changed()
 
     # ----- persistence -------------------------------------------------------------------------------

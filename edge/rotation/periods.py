@@ -9,7 +9,7 @@ from __future__ import annotations
 import json
 import logging
 import threading
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import asdict
 from pathlib import Path
 from typing import Any
@@ -17,7 +17,9 @@ from typing import Any
 from edge.config import PeriodConfig, read_section
 from edge.exc import ConfigError, StateError
 from edge.fsutil import atomic_write
+from edge.limits import PERIODS_MAX
 from edge.rotation.state import JsonStateFile
+from edge.rotation.store import slug
 
 log = logging.getLogger(__name__)
 FILE_NAME = "periods.json"
@@ -28,6 +30,8 @@ def parse_periods(items: Any, file: str, prefix: str = "periods") -> list[Period
     """Validate a list of period tables; errors are ConfigError(file, "periods[i].key", reason)."""
     if not isinstance(items, list):
         raise ConfigError(file, prefix, "must be a list of periods")
+    if len(items) > PERIODS_MAX:
+        raise ConfigError(file, prefix, f"at most {PERIODS_MAX} periods (got {len(items)})")
     periods: list[PeriodConfig] = []
     names: set[str] = set()
     for i, item in enumerate(items):
@@ -96,3 +100,8 @@ def saved_periods(state_dir: Path) -> list[PeriodConfig]:
             periods = []
         _cache[store.path] = (stamp, periods)
         return periods
+
+
+def periods_starting(plan: str, periods: Iterable[PeriodConfig]) -> list[str]:
+    """The names of the periods whose bell starts `plan` (matched the way plans are saved: by file name)."""
+    return [p.name or p.plan for p in periods if slug(p.plan) == slug(plan)]

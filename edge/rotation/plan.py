@@ -6,7 +6,9 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal
 
-from edge.exc import PlanError
+from edge import limits
+from edge.exc import PlanError, PlanErrors
+from edge.limits import finite, name_problem
 from edge.tomlfile import read_toml
 
 KINDS = ("online", "teacher", "offline")
@@ -115,54 +117,108 @@ class Plan:
         return {"plan": plan}
 
 
-def _number(data: Mapping[str, Any], key: str, file: str, default: float | None) -> float:
+class _Problems:
+    """Collects every problem of one plan document, so the teacher sees them all at once."""
+
+    def __init__(self, file: str) -> None:
+        self.file = file
+        self.errors: list[PlanError] = []
+
+    def add(self, key: str, reason: str) -> None:
+        self.errors.append(PlanError(self.file, key, reason))
+
+    def check(self) -> None:
+        if len(self.errors) == 1:
+            raise self.errors[0]
+        if self.errors:
+            raise PlanErrors(self.errors)
+
+
+def _number(data: Mapping[str, Any], key: str, bad: _Problems, default: float | None,
+            low: float, high: float, low_open: bool = False) -> float | None:
+    """The number at `key` within [low, high] (or (low, high] if `low_open`), else None with the problem noted."""
     if key not in data:
         if default is None:
-            raise PlanError(file, f"plan.{key}", "missing")
+            bad.add(f"plan.{key}", "missing")
         return default
     v = data[key]
     if isinstance(v, bool) or not isinstance(v, int | float):
-        raise PlanError(file, f"plan.{key}", f"must be a number, got {type(v).__name__} {v!r}")
-    return float(v)
+        bad.add(f"plan.{key}", f"must be a number, got {type(v).__name__} {v!r}")
+        return None
+    if not finite(float(v)):
+        bad.add(f"plan.{key}", f"must be a finite number, got {v!r}")
+        return None
+    if low_open and v <= low:
+        bad.add(f"plan.{key}", f"must be greater than {_num(low)}, got {_num(v)}")
+    elif v < low:
+        bad.add(f"plan.{key}", f"must not be negative, got {_num(v)}" if low == 0 else
+                f"must be at least {_num(low)}, got {_num(v)}")
+    elif v > high:
+        bad.add(f"plan.{key}", f"must be at most {_num(high)}, got {_num(v)}")
+    else:
+        return float(v)
+    return None
 
 
-def _str_list(v: Any, file: str, key: str) -> tuple[str, ...]:
+def _str_list(v: Any, key: str, bad: _Problems, max_items: int, max_len: int, what: str) -> tuple[str, ...]:
     if not isinstance(v, list) or not all(isinstance(x, str) and x for x in v):
-        raise PlanError(file, key, "must be a list of non-empty strings")
+        bad.add(key, "must be a list of non-empty strings")
+        return ()
+    if len(v) > max_items:
+        bad.add(key, f"at most {max_items} {what}s (got {len(v)})")
+        return ()
+    for j, x in enumerate(v):
+        if (problem := name_problem(x, what, max_len)) is not None:
+            bad.add(f"{key}[{j}]", problem)
+            return ()
     return tuple(v)
 
 
-def _lesson_path(p: str, file: str, key: str) -> str:
+def _lesson_path(p: str, key: str, bad: _Problems) -> None:
     parts = p.split("/")
     if p.startswith("/") or "\\" in p or any(part in ("", ".", "..") for part in parts) or len(parts) < 2:
-        raise PlanError(file, key, f"{p!r} must be a cache path '<origin>/<path>' without '..' or empty parts")
-    return p
+        bad.add(key, f"{p!r} must be a cache path '<origin>/<path>' without '..' or empty parts")
 
 
-def _tables(data: Mapping[str, Any], key: str, file: str, allowed: Sequence[str]) -> list[Mapping[str, Any]]:
+def _tables(data: Mapping[str, Any], key: str, bad: _Problems, allowed: Sequence[str],
+            max_items: int) -> list[Mapping[str, Any]]:
+    """The array of tables at `key` with each item's name checked (bad items are left out, noted)."""
     items = data.get(key)
     if items is None:
-        raise PlanError(file, f"plan.{key}", "missing (at least one is needed)")
+        bad.add(f"plan.{key}", "missing (at least one is needed)")
+        return []
     if not isinstance(items, list) or not all(isinstance(x, Mapping) for x in items):
-        raise PlanError(file, f"plan.{key}", f"must be an array of tables ([[plan.{key}]])")
+        bad.add(f"plan.{key}", f"must be an array of tables ([[plan.{key}]])")
+        return []
     if not items:
-        raise PlanError(file, f"plan.{key}", "must not be empty (at least one is needed)")
+        bad.add(f"plan.{key}", "must not be empty (at least one is needed)")
+        return []
+    if len(items) > max_items:
+        bad.add(f"plan.{key}", f"at most {max_items} (got {len(items)})")
+        return []
     names: set[str] = set()
+    good: list[Mapping[str, Any]] = []
     for i, item in enumerate(items):
-        for k in item:
-            if k not in allowed:
-                raise PlanError(file, f"plan.{key}[{i}].{k}", f"unknown key (known: {', '.join(allowed)})")
+        unknown = [k for k in item if k not in allowed]
+        for k in unknown:
+            bad.add(f"plan.{key}[{i}].{k}", f"unknown key (known: {', '.join(allowed)})")
         name = item.get("name")
-        if not isinstance(name, str) or not name.strip():
-            raise PlanError(file, f"plan.{key}[{i}].name", "must be a non-empty string")
+        if (problem := name_problem(name)) is not None:
+            bad.add(f"plan.{key}[{i}].name", problem)
+            continue
         if name in names:
-            raise PlanError(file, f"plan.{key}[{i}].name", f"duplicate name {name!r}")
+            bad.add(f"plan.{key}[{i}].name", f"duplicate name {name!r}")
+            continue
         names.add(name)
-    return items
+        if not unknown:
+            good.append(item)
+    return good
 
 
 def parse_plan(doc: Mapping[str, Any], file: str) -> Plan:
-    """Validate a plan document (`[plan]` table); errors are `<file>: <key>: <reason>`."""
+    """Validate a plan document (`[plan]` table); every problem is reported at once as `<file>: <key>: <reason>`
+    (PlanError for one, PlanErrors for several). Every number is finite and within edge.limits."""
+    bad = _Problems(file)
     extra = [k for k in doc if k != "plan"]
     if extra:
         raise PlanError(file, extra[0], "unknown key (a plan file has one [plan] table)")
@@ -171,39 +227,48 @@ def parse_plan(doc: Mapping[str, Any], file: str) -> Plan:
         raise PlanError(file, "plan", "missing [plan] table")
     for k in data:
         if k not in PLAN_KEYS:
-            raise PlanError(file, f"plan.{k}", f"unknown key (known: {', '.join(PLAN_KEYS)})")
+            bad.add(f"plan.{k}", f"unknown key (known: {', '.join(PLAN_KEYS)})")
     name = data.get("name")
-    if not isinstance(name, str) or not name.strip():
-        raise PlanError(file, "plan.name", "must be a non-empty string")
-    work_minutes = _number(data, "work_minutes", file, None)
-    if work_minutes <= 0:
-        raise PlanError(file, "plan.work_minutes", f"must be greater than 0, got {_num(work_minutes)}")
-    warning = _number(data, "warning_seconds", file, 60)
-    if warning < 0:
-        raise PlanError(file, "plan.warning_seconds", f"must not be negative, got {_num(warning)}")
-    if warning >= work_minutes * 60:
-        raise PlanError(file, "plan.warning_seconds",
-                        f"must be shorter than the work period ({_num(work_minutes * 60)} s)")
-    transition = _number(data, "transition_seconds", file, 90)
-    if transition < 0:
-        raise PlanError(file, "plan.transition_seconds", f"must not be negative, got {_num(transition)}")
+    if (problem := name_problem(name, "the plan name")) is not None:
+        bad.add("plan.name", problem)
+    work_minutes = _number(data, "work_minutes", bad, None, 0, limits.WORK_MINUTES_MAX, low_open=True)
+    if work_minutes is not None and work_minutes < limits.WORK_MINUTES_MIN:
+        bad.add("plan.work_minutes", f"must be at least {_num(limits.WORK_MINUTES_MIN)} (3 seconds)")
+        work_minutes = None
+    warning = _number(data, "warning_seconds", bad, 60, 0, limits.WARNING_SECONDS_MAX)
+    if warning is not None and work_minutes is not None and warning >= work_minutes * 60:
+        bad.add("plan.warning_seconds", f"must be shorter than the work period ({_num(work_minutes * 60)} s)")
+    transition = _number(data, "transition_seconds", bad, 90, 0, limits.TRANSITION_SECONDS_MAX)
     rounds = data.get("rounds", 0)
     if "rounds" in data and (isinstance(rounds, bool) or not isinstance(rounds, int) or rounds < 1):
-        raise PlanError(file, "plan.rounds", f"must be a whole number of at least 1, got {rounds!r}")
+        bad.add("plan.rounds", f"must be a whole number of at least 1, got {rounds!r}")
+    elif rounds > limits.ROUNDS_MAX:
+        bad.add("plan.rounds", f"must be at most {limits.ROUNDS_MAX}, got {rounds!r}")
 
     stations = []
-    for i, s in enumerate(_tables(data, "stations", file, ("name", "kind", "lessons"))):
-        kind = s.get("kind")
+    for i, st in enumerate(_tables(data, "stations", bad, ("name", "kind", "lessons"), limits.STATIONS_MAX)):
+        kind = st.get("kind")
         if kind not in KINDS:
-            raise PlanError(file, f"plan.stations[{i}].kind", f"must be one of {', '.join(KINDS)}, got {kind!r}")
-        lessons = _str_list(s.get("lessons", []), file, f"plan.stations[{i}].lessons")
+            bad.add(f"plan.stations[{i}].kind", f"must be one of {', '.join(KINDS)}, got {kind!r}")
+        key = f"plan.stations[{i}].lessons"
+        lessons = _str_list(st.get("lessons", []), key, bad, limits.LESSONS_MAX, limits.LESSON_PATH_MAX,
+                            "lesson path")
         for j, lesson in enumerate(lessons):
-            _lesson_path(lesson, file, f"plan.stations[{i}].lessons[{j}]")
-        stations.append(Station(s["name"], kind, lessons))
-    groups = [
-        Group(g["name"], _str_list(g.get("members", []), file, f"plan.groups[{i}].members"))
-        for i, g in enumerate(_tables(data, "groups", file, ("name", "members")))
-    ]
+            _lesson_path(lesson, f"{key}[{j}]", bad)
+        stations.append(Station(st["name"], str(kind), lessons))
+    groups = []
+    seen: dict[str, str] = {}
+    for i, g in enumerate(_tables(data, "groups", bad, ("name", "members"), limits.GROUPS_MAX)):
+        key = f"plan.groups[{i}].members"
+        members = _str_list(g.get("members", []), key, bad, limits.MEMBERS_MAX, limits.STUDENT_ID_MAX,
+                            "student id")
+        for j, member in enumerate(members):
+            if member in seen:
+                bad.add(f"{key}[{j}]", f"{member!r} is already in group {seen[member]!r}")
+            seen.setdefault(member, g["name"])
+        groups.append(Group(g["name"], members))
+    bad.check()
+    assert isinstance(name, str) and work_minutes is not None and warning is not None and transition is not None
     return Plan(name=name.strip(), work_minutes=work_minutes, stations=tuple(stations), groups=tuple(groups),
                 warning_seconds=warning, transition_seconds=transition, rounds=rounds)
 

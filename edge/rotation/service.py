@@ -73,7 +73,7 @@ class RotationService(Resource):
             elif self.engine.snapshot().status in ("running", "paused"):
                 self.engine.toggle_pause()
             else:
-                self.engine.clear_fault()
+                self.engine.set_fault(None)
         except RotationError as e:
             log.info("button ignored: %s", e)
 
@@ -95,6 +95,9 @@ class RotationService(Resource):
             log.info("bell for %s: started %r", period.name or period.plan, period.plan)
         except EdgeError as e:
             log.error("bell for %s: cannot start %r: %s", period.name or period.plan, period.plan, e)
+            # the class is waiting for a rotation that will not come: say so with the fault cue and on the pages
+            self.engine.set_fault(f"the bell for {period.name or period.plan} could not start the plan "
+                                  f"{period.plan!r}: {getattr(e, 'reason', e)}")
 
     def run_once(self) -> float | None:
         """Apply everything due now; returns when the loop must next run (monotonic), None if idle."""

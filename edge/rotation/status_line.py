@@ -19,8 +19,8 @@ def phase_word(snap: Snapshot, warning_s: float | None = None) -> str:
     return WORDS.get(snap.phase, snap.phase.upper())
 
 
-def status_line(snap: Snapshot, outputs: dict[str, str]) -> str:
-    """One line: phase, round, time left, LED and buzzer state."""
+def status_line(snap: Snapshot, outputs: dict[str, str], warning_s: float | None = None) -> str:
+    """One line: phase, round, time left, LED and buzzer state (`warning_s`: the plan's warning length)."""
     leds = " ".join(f"{ch[0].upper()}:{outputs.get(ch, 'off')}" for ch in ("red", "amber", "green"))
     buzz = outputs.get("buzzer", "off")
     quiet = " (quiet)" if snap.quiet else ""
@@ -28,5 +28,5 @@ def status_line(snap: Snapshot, outputs: dict[str, str]) -> str:
         fault = f"  FAULT: {snap.fault}" if snap.fault else ""
         return f"{WORDS[snap.status]:<10} {snap.plan or '':<20} | {leds} buzzer:{buzz}{quiet}{fault}"
     where = ", ".join(f"{g}→{s}" for g, s in snap.assignments.items())
-    return (f"{phase_word(snap):<10} round {snap.round}/{snap.rounds} {clock_text(snap.remaining_s):>6} left"
+    return (f"{phase_word(snap, warning_s):<10} round {snap.round}/{snap.rounds} {clock_text(snap.remaining_s):>6} left"
             f" | {leds} buzzer:{buzz}{quiet} | {where}")

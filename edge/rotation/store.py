@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 import tomllib
+from dataclasses import dataclass
 from pathlib import Path
 
 import tomli_w
@@ -17,6 +18,14 @@ def slug(name: str) -> str:
     """File-name form of a plan name ("Math block" -> "math-block")."""
     s = re.sub(r"[^a-z0-9]+", "-", name.lower()).strip("-")
     return s or "plan"
+
+
+@dataclass(frozen=True)
+class BrokenPlan:
+    """A saved plan file that does not load: `name` deletes it (its file name), `message` says why."""
+
+    name: str
+    message: str
 
 
 class PlanStore:
@@ -38,15 +47,15 @@ class PlanStore:
                 continue
         return sorted(plans, key=lambda p: p.name.lower())
 
-    def broken(self) -> list[str]:
-        """Messages for saved plan files that do not validate."""
-        errors = []
+    def broken(self) -> list[BrokenPlan]:
+        """Saved plan files that do not validate (e.g. saved before a limit existed): shown, and deletable."""
+        found = []
         for path in sorted(self.directory.glob("*.toml")):
             try:
                 load_plan(str(path))
             except PlanError as e:
-                errors.append(str(e))
-        return errors
+                found.append(BrokenPlan(path.stem, str(e)))
+        return found
 
     def get(self, name: str) -> Plan:
         path = self._path(name)
@@ -60,9 +69,18 @@ class PlanStore:
         parse_plan(tomllib.loads(tomli_w.dumps(doc)), f"<plan {plan.name}>")
         path = self._path(plan.name)
         if not replace and path.exists():
-            raise PlanError(str(self.directory), plan.name, "a saved plan by that name exists")
+            raise PlanError(str(self.directory), plan.name, f"a saved plan uses that name ({self._name_in(path)!r} "
+                                                            f"in {path.name}); replace it on purpose (--force)")
         atomic_write(path, tomli_w.dumps(doc).encode())
         return path
+
+    @staticmethod
+    def _name_in(path: Path) -> str:
+        """The name a saved file holds (its file name when it does not load)."""
+        try:
+            return load_plan(str(path)).name
+        except PlanError:
+            return path.stem
 
     def delete(self, name: str) -> None:
         path = self._path(name)

@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from flask import Flask, Response, jsonify, make_response, render_template, request
+from flask.json.provider import DefaultJSONProvider
 from werkzeug.exceptions import HTTPException
 from werkzeug.http import HTTP_STATUS_CODES
 
@@ -28,6 +29,8 @@ from edge.rotation.web import api, auth, pages
 from edge.rotation.web.context import EXT, WebContext
 from edge.rotation.web.openapi import SESSION_COOKIE
 from edge.rotation.web.ratelimit import FailureLimiter
+from edge.rotation.web.sessions import SessionRegistry
+from edge.serving import jsontext
 from edge.serving.errors import error_body
 
 log = logging.getLogger(__name__)
@@ -62,8 +65,27 @@ def _error(status: int, message: str, key: str | None, reason: str | None, heade
     return resp
 
 
+class StrictJSON(DefaultJSONProvider):
+    """Only RFC 8259 JSON in and out (edge.serving.jsontext): no NaN/Infinity, deep nesting is a 400."""
+
+    sort_keys = False  # group -> station maps keep plan order
+
+    def dumps(self, obj: Any, **kwargs: Any) -> str:
+        kwargs.setdefault("default", self.default)
+        kwargs.setdefault("ensure_ascii", self.ensure_ascii)
+        kwargs.setdefault("sort_keys", self.sort_keys)
+        return jsontext.dumps(obj, **kwargs)
+
+    def loads(self, s: str | bytes, **kwargs: Any) -> Any:
+        return jsontext.loads(s)
+
+
+class PagesApp(Flask):
+    json_provider_class = StrictJSON
+
+
 def create_app(config: EdgeConfig, rotation: RotationService) -> Flask:
-    app = Flask(__name__)
+    app = PagesApp(__name__)
     app.secret_key = _secret_key(config.state_dir)
     app.config.update(
         SESSION_COOKIE_HTTPONLY=True,
@@ -73,9 +95,9 @@ def create_app(config: EdgeConfig, rotation: RotationService) -> Flask:
         MAX_CONTENT_LENGTH=256 * 1024,
         SEND_FILE_MAX_AGE_DEFAULT=0,  # static files are tiny; an update must show at once
     )
-    app.json.sort_keys = False  # type: ignore[attr-defined]  # group -> station maps keep plan order
     context = WebContext(config=config, rotation=rotation, plans=rotation.plans,
-                         periods=PeriodStore(config.state_dir), limiter=FailureLimiter(rotation.clock.time))
+                         periods=PeriodStore(config.state_dir), limiter=FailureLimiter(rotation.clock.time),
+                         sessions=SessionRegistry(config.state_dir))
     app.extensions[EXT] = context
     app.register_blueprint(pages.bp)
     app.register_blueprint(auth.bp)

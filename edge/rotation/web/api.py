@@ -14,7 +14,7 @@ from flask import Blueprint, Response, jsonify, request, url_for
 
 from edge.exc import ConfigError, EdgeError, PlanError, RequestError, RotationError
 from edge.rotation.engine import ACTIONS
-from edge.rotation.periods import parse_periods, period_json
+from edge.rotation.periods import parse_periods, period_json, periods_starting
 from edge.rotation.plan import Plan, parse_plan
 from edge.rotation.store import slug
 from edge.rotation.web.auth import api_authorise
@@ -92,7 +92,7 @@ def _summary(plan: Plan) -> dict[str, Any]:
 @bp.get("/plans")
 def plans() -> Response:
     store = ctx().plans
-    return jsonify({"plans": [_summary(p) for p in store.plans()], "broken": store.broken()})
+    return jsonify({"plans": [_summary(p) for p in store.plans()], "broken": [b.message for b in store.broken()]})
 
 
 def _saved(name: str) -> Plan:
@@ -149,6 +149,9 @@ def plan_put(name: str) -> Response:
 def plan_delete(name: str) -> Response:
     c = ctx()
     with c.write_lock:
+        if used := periods_starting(name, c.all_periods()):
+            raise RequestError(409, f"the plan {name!r} is started by the bell of {', '.join(map(repr, used))}: "
+                                    "change those periods first", key="name")
         try:
             c.plans.delete(name)  # also a plan file that no longer validates
         except PlanError:

@@ -2,8 +2,8 @@
 API's bearer token.
 
 A session is valid for `[web] session_minutes` after login, measured on the rotation's clock (so tests use a
-FakeClock) and checked on the server, not just by the cookie's own expiry. It also carries a fingerprint of
-the PIN, so changing the PIN in edge.toml logs every teacher out.
+FakeClock) and checked on the server (edge.rotation.web.sessions), not just by the cookie: logging out
+revokes it there, and a fingerprint of the PIN makes changing the PIN in edge.toml log every teacher out.
 """
 
 from __future__ import annotations
@@ -68,16 +68,14 @@ def session_state() -> SessionState:
         return "none"
     c = ctx()
     pin = c.config.web.teacher_pin
-    since = session.get("since")
-    if not pin or session.get("pin") != _pin_fingerprint(pin) or not isinstance(since, int | float):
+    if not pin:
         return "expired"
-    age = c.now() - since
-    if age > c.config.web.session_minutes * 60 or age < -300:  # far-future: the clock was set back
-        return "expired"
-    return "ok"
+    state = c.sessions.check(session.get("sid"), _pin_fingerprint(pin), c.now(), c.config.web.session_minutes * 60)
+    return "expired" if state == "none" else state
 
 
 def _end_session() -> None:
+    ctx().sessions.revoke(session.get("sid"))  # on the server too: a copy of the cookie opens nothing now
     token = session.get("csrf")
     session.clear()
     if isinstance(token, str):
@@ -160,7 +158,8 @@ def login() -> BaseResponse | str | tuple[str, int]:
     c.limiter.succeeded(client)
     session.clear()  # a fresh session (and CSRF token) after login
     session.permanent = True
-    session.update(teacher=True, since=c.now(), pin=_pin_fingerprint(pin), csrf=secrets.token_urlsafe(32))
+    session.update(teacher=True, sid=c.sessions.create(c.now(), _pin_fingerprint(pin)),
+                   csrf=secrets.token_urlsafe(32))
     log.info("teacher logged in from %s", client)
     return redirect(_safe_next(nxt))
 

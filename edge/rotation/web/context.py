@@ -9,11 +9,13 @@ from typing import Any
 
 from flask import current_app
 
-from edge.config import EdgeConfig
+from edge.config import EdgeConfig, PeriodConfig
+from edge.exc import EdgeError
 from edge.rotation.periods import PeriodStore
 from edge.rotation.service import RotationService
 from edge.rotation.store import PlanStore
 from edge.rotation.web.ratelimit import FailureLimiter
+from edge.rotation.web.sessions import SessionRegistry
 
 EXT = "classroom_edge"
 
@@ -25,10 +27,19 @@ class WebContext:
     plans: PlanStore
     periods: PeriodStore
     limiter: FailureLimiter
+    sessions: SessionRegistry
     # plan and period writes are read-modify-write (rename = save + delete): one writer at a time
     write_lock: threading.Lock = field(default_factory=threading.Lock)
     # changes on every process start; pages reload themselves when it changes (new code after an update)
     server_id: str = field(default_factory=lambda: secrets.token_hex(8))
+
+    def all_periods(self) -> list[PeriodConfig]:
+        """IT's periods (edge.toml) and the teacher's (periods.json; none if that file is unreadable)."""
+        try:
+            saved = self.periods.periods()
+        except EdgeError:
+            saved = []
+        return [*self.config.rotation.periods, *saved]
 
     def now(self) -> float:
         """Wall time from the rotation's clock (a FakeClock in tests): sessions and rate limits use it."""

@@ -18,8 +18,13 @@ from edge.rotation.plan import KINDS, Plan
 
 BLANK_ROWS = 2
 _ROW = re.compile(r"(stations|groups|periods)-(\d+)-")
+_FIELD = re.compile(r"(stations|groups|periods)-(\d+)-(\w+)")
 _KEY = re.compile(r"(?:plan\.)?(stations|groups|periods)\[(\d+)\](?:\.(\w+))?")
 TOP_FIELDS = ("name", "work_minutes", "warning_seconds", "transition_seconds", "rounds")
+FIELD_LABELS = {"name": "Name", "work_minutes": "Work minutes", "warning_seconds": "Warning seconds",
+                "transition_seconds": "Move seconds", "rounds": "Rounds", "stations": "Stations", "groups": "Groups",
+                "periods": "Periods", "form": "Plan", "kind": "kind", "lessons": "lesson links", "members": "members",
+                "plan": "plan", "days": "days", "start": "start"}
 
 
 @dataclass
@@ -33,8 +38,16 @@ class Form:
     row_of: dict[str, list[int]] = field(default_factory=dict)
 
     def error(self, key: str, reason: str) -> None:
-        """Attach a validation message to the field a plan/period key names."""
-        self.errors[self.field_for(key)] = reason
+        """Attach a validation message to the field a plan/period key names (the first one per field)."""
+        self.errors.setdefault(self.field_for(key), reason)
+
+    def label(self, fid: str) -> str:
+        """What the teacher calls field `fid`, for the error summary ("Station 2 kind")."""
+        m = _FIELD.fullmatch(fid)
+        if m is not None:
+            noun = {"stations": "Station", "groups": "Group", "periods": "Period"}[m[1]]
+            return f"{noun} {int(m[2]) + 1} {FIELD_LABELS.get(m[3], m[3])}"
+        return FIELD_LABELS.get(fid, fid.replace("_", " ").capitalize())
 
     def field_for(self, key: str) -> str:
         m = _KEY.match(key)

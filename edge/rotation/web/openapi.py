@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from edge import __version__
+from edge import __version__, limits
 from edge.config import WEEKDAYS
 from edge.rotation.engine import ACTIONS
 from edge.rotation.plan import KINDS
@@ -24,6 +24,28 @@ def _err(description: str) -> dict[str, Any]:
 
 
 SESSION_COOKIE = "edge_session"
+# A name the pages can show: some visible text, no control or text-direction characters (edge.limits).
+_SHOWN = "^[^\\x00-\\x1f\\x7f-\\x9f\\u202a-\\u202e\\u2066-\\u2069]*$"
+
+
+def _name(max_len: int = limits.NAME_MAX, description: str = "") -> dict[str, Any]:
+    schema: dict[str, Any] = {"type": "string", "minLength": 1, "maxLength": max_len,
+                              "allOf": [{"pattern": "\\S"}, {"pattern": _SHOWN}]}
+    if description:
+        schema["description"] = description
+    return schema
+
+
+# What JSON Schema cannot say: a body of the right shape is still refused (422) for these reasons only.
+CROSS_FIELD_RULES = (
+    "must be shorter than the work period",  # warning_seconds < work_minutes * 60
+    "duplicate name",  # station, group and period names are unique
+    "is already in group",  # a student is in one group
+    "must be a cache path",  # lessons are <origin>/<path> without '..' or empty parts
+    "must not contain control or text-direction characters",  # also unassigned and private-use code points
+    "must match the name in the URL",  # PUT /plans/{name}
+    "there is no saved plan called",  # a period starts a saved plan
+)
 NUM = {"type": "number"}
 NULLABLE_NUM = {"type": ["number", "null"]}
 STR_MAP = {"type": "object", "additionalProperties": {"type": "string"}}
@@ -69,25 +91,32 @@ SCHEMAS: dict[str, Any] = {
                                    "description": "lesson-cache paths <origin>/<path>"}},
     },
     "StartRequest": {
-        "type": "object", "required": ["plan"], "properties": {"plan": {"type": "string"}},
+        "type": "object", "required": ["plan"], "additionalProperties": False,
+        "properties": {"plan": _name(description="a saved plan's name")},
     },
     "Plan": {
         "type": "object", "required": ["name", "work_minutes", "stations", "groups"], "additionalProperties": False,
+        "description": "Also refused (422) when: " + "; ".join(CROSS_FIELD_RULES[:6]) + ".",
         "properties": {
-            "name": {"type": "string", "minLength": 1},
-            "work_minutes": {**NUM, "exclusiveMinimum": 0},
-            "warning_seconds": {**NUM, "minimum": 0, "default": 60},
-            "transition_seconds": {**NUM, "minimum": 0, "default": 90},
-            "rounds": {"type": "integer", "minimum": 0, "default": 0, "description": "0 = one per station"},
-            "stations": {"type": "array", "minItems": 1, "items": {
+            "name": _name(),
+            "work_minutes": {**NUM, "minimum": limits.WORK_MINUTES_MIN, "maximum": limits.WORK_MINUTES_MAX},
+            "warning_seconds": {**NUM, "minimum": 0, "maximum": limits.WARNING_SECONDS_MAX, "default": 60,
+                                "description": "the end of each work period; shorter than it"},
+            "transition_seconds": {**NUM, "minimum": 0, "maximum": limits.TRANSITION_SECONDS_MAX, "default": 90},
+            "rounds": {"type": "integer", "minimum": 0, "maximum": limits.ROUNDS_MAX, "default": 0,
+                       "description": "0 = one per station"},
+            "stations": {"type": "array", "minItems": 1, "maxItems": limits.STATIONS_MAX, "items": {
                 "type": "object", "required": ["name", "kind"], "additionalProperties": False,
-                "properties": {"name": {"type": "string"}, "kind": {"enum": list(KINDS)},
-                               "lessons": {"type": "array", "items": {"type": "string"}}}}},
-            "groups": {"type": "array", "minItems": 1, "items": {
+                "properties": {"name": _name(), "kind": {"enum": list(KINDS)},
+                               "lessons": {"type": "array", "maxItems": limits.LESSONS_MAX,
+                                           "items": {**_name(limits.LESSON_PATH_MAX),
+                                                     "description": "a lesson-cache path <origin>/<path>"}}}}},
+            "groups": {"type": "array", "minItems": 1, "maxItems": limits.GROUPS_MAX, "items": {
                 "type": "object", "required": ["name"], "additionalProperties": False,
-                "properties": {"name": {"type": "string"},
-                               "members": {"type": "array", "items": {"type": "string"},
-                                           "description": "pseudonymous student ids"}}}},
+                "properties": {"name": _name(),
+                               "members": {"type": "array", "maxItems": limits.MEMBERS_MAX,
+                                           "items": _name(limits.STUDENT_ID_MAX, "a pseudonymous student id"),
+                                           "description": "each student in one group only"}}}},
         },
     },
     "PlanSummary": {
@@ -104,13 +133,15 @@ SCHEMAS: dict[str, Any] = {
     },
     "Period": {
         "type": "object", "required": ["name", "plan", "days", "start"], "additionalProperties": False,
-        "properties": {"name": {"type": "string", "minLength": 1}, "plan": {"type": "string", "minLength": 1},
-                       "days": {"type": "array", "minItems": 1, "items": {"enum": list(WEEKDAYS)}},
-                       "start": {"type": "string", "pattern": "^[0-9]{1,2}:[0-9]{2}$"}},
+        "properties": {"name": _name(), "plan": _name(description="the saved plan the bell starts"),
+                       "days": {"type": "array", "minItems": 1, "maxItems": 7, "items": {"enum": list(WEEKDAYS)}},
+                       "start": {"type": "string", "pattern": "^([01]?[0-9]|2[0-3]):[0-5][0-9]$",
+                                 "description": "local time HH:MM"}},
     },
     "Periods": {
-        "type": "object", "required": ["periods"],
-        "properties": {"periods": {"type": "array", "items": _ref("Period")},
+        "type": "object", "required": ["periods"], "additionalProperties": False,
+        "description": "Also refused (422) when: " + "; ".join(CROSS_FIELD_RULES[i] for i in (1, 4, 6)) + ".",
+        "properties": {"periods": {"type": "array", "maxItems": limits.PERIODS_MAX, "items": _ref("Period")},
                        "config_periods": {"type": "array", "items": _ref("Period"),
                                           "description": "from edge.toml; read-only here"}},
     },
@@ -121,7 +152,8 @@ RESPONSES = {
     "Unauthorized": _json(_ref("Error"), "no or invalid bearer token / teacher session"),
     "Forbidden": _json(_ref("Error"), "teacher session without a valid X-CSRF-Token header"),
     "NotFound": _json(_ref("Error"), "no such saved plan"),
-    "Conflict": _json(_ref("Error"), "the action does not apply now (e.g. pause when idle) or the name is taken"),
+    "Conflict": _json(_ref("Error"), "the action does not apply now (e.g. pause when idle), the name is taken, or "
+                                     "a bell period starts the plan"),
     "Invalid": _json(_ref("Error"), "validation failed; key and reason name the problem"),
 }
 AUTHED = {"401": _err("Unauthorized"), "403": _err("Forbidden")}
@@ -138,7 +170,7 @@ def _action(action: str) -> dict[str, Any]:
     return {"post": op}
 
 
-NAME = {"name": "name", "in": "path", "required": True, "schema": {"type": "string"}}
+NAME = {"name": "name", "in": "path", "required": True, "schema": _name()}
 PLAN_BODY = {"required": True, "content": {"application/json": {"schema": _ref("Plan")}}}
 
 
@@ -163,7 +195,8 @@ def spec() -> dict[str, Any]:
                     "responses": {"200": _json(_ref("Plan"), "saved (created or replaced)"),
                                   "400": _err("BadRequest"), "422": _err("Invalid"), **AUTHED}},
             "delete": {"operationId": "plans_delete", "tags": ["plans"],
-                       "responses": {"204": {"description": "deleted"}, "404": _err("NotFound"), **AUTHED}}},
+                       "responses": {"204": {"description": "deleted"}, "404": _err("NotFound"),
+                                     "409": _err("Conflict"), **AUTHED}}},
         "/periods": {
             "get": {"operationId": "periods_get", "tags": ["periods"],
                     "responses": {"200": _json(_ref("Periods"), "the teacher's period schedule"),

@@ -13,10 +13,11 @@ from typing import Any
 from flask import Blueprint, abort, flash, redirect, render_template, request, url_for
 from werkzeug.wrappers import Response as BaseResponse
 
+from edge import limits
 from edge.config import WEEKDAYS
-from edge.exc import ConfigError, EdgeError, PlanError, RotationError
+from edge.exc import ConfigError, EdgeError, PlanError, PlanErrors, RotationError
 from edge.rotation.engine import ACTIONS
-from edge.rotation.periods import parse_periods
+from edge.rotation.periods import parse_periods, periods_starting
 from edge.rotation.plan import KINDS, parse_plan
 from edge.rotation.store import slug
 from edge.rotation.web.auth import teacher_required
@@ -59,8 +60,12 @@ def board() -> str:
 def teacher() -> str:
     c = ctx()
     actions = [(name, ACTION_WORDS[name][0], " ".join(when)) for name, when in ACTIONS.items()]
-    return render_template("teacher.html", state=state_json(c), plans=c.plans.plans(), broken=c.plans.broken(),
-                           config_periods=c.config.rotation.periods, periods=_saved_periods(), actions=actions)
+    plans = c.plans.plans()
+    startable = {slug(p.name) for p in plans}
+    stranded = [p for p in c.all_periods() if slug(p.plan) not in startable]  # the bell would start nothing
+    return render_template("teacher.html", state=state_json(c), plans=plans, broken=c.plans.broken(),
+                           config_periods=c.config.rotation.periods, periods=_saved_periods(), actions=actions,
+                           stranded=stranded)
 
 
 def _saved_periods() -> list[Any]:
@@ -104,6 +109,10 @@ def plan_editor() -> BaseResponse | str | tuple[str, int]:
     original = form.values.get("original", "")
     try:
         plan = parse_plan(doc, FORM_FILE)
+    except PlanErrors as e:  # every problem beside its field
+        for err in e.errors:
+            form.error(err.key, err.reason)
+        return _editor(form), 422
     except PlanError as e:
         form.error(e.key, e.reason)
         return _editor(form), 422
@@ -121,7 +130,7 @@ def plan_editor() -> BaseResponse | str | tuple[str, int]:
 
 
 def _editor(form: Form) -> str:
-    return render_template("plan_edit.html", form=form, kinds=KINDS, kind_labels=KIND_LABELS)
+    return render_template("plan_edit.html", form=form, kinds=KINDS, kind_labels=KIND_LABELS, limits=limits)
 
 
 @bp.post("/teacher/plan/delete")
@@ -130,6 +139,10 @@ def plan_delete() -> BaseResponse:
     c = ctx()
     name = request.form.get("name", "")
     with c.write_lock:
+        if used := periods_starting(name, c.all_periods()):
+            flash(f"Cannot delete {name!r}: the bell of {', '.join(map(repr, used))} starts it. Change those "
+                  "periods first.", "error")
+            return redirect(url_for("pages.teacher"))
         try:
             c.plans.delete(name)
         except PlanError as e:

@@ -60,16 +60,20 @@ def test_board_shows_a_fault(config: Any, clock: FakeClock, mock_factory: Any) -
 def test_student_page_group_station_and_lesson_links(client: FlaskClient, rotation: RotationService,
                                                      math_plan: Any) -> None:
     page = text(client, "/")
-    assert "Pick your group above." in page and "appear here when the rotation starts" in page
+    assert "No rotation is running right now." in page and "appear here when the rotation starts" in page
+    assert "Pick your group above." not in page  # no group buttons while idle: no dead end
     rotation.engine.start(math_plan)
     page = text(client, "/?group=A")
-    assert 'Group A: go to <strong id="my-station">Online</strong>' in page
+    assert ('Group <span class="name" title="A">A</span>: go to '
+            '<strong id="my-station" class="name" title="Online">Online</strong>') in page
     assert "Next: Teacher" in page
-    assert '<a href="http://localhost:8080/district/fractions/intro.html">intro.html</a>' in page
+    assert ('<a href="http://localhost:8080/district/fractions/intro.html" title="district/fractions/intro.html">'
+            'intro.html</a>') in page
     assert 'href="/?group=A" aria-current="true"' in page
     page = text(client, "/?group=B")
     assert "go to <strong" in page and "No lesson links at this station." in page
-    assert "Group Z is not in the current rotation." in text(client, "/?group=Z")
+    page = text(client, "/?group=Z")
+    assert '<span class="name" title="Z">Z</span> is not in this rotation.' in page and "Pick your group above." in page
 
 
 def test_lesson_links_use_the_host_the_chromebook_used(client: FlaskClient, rotation: RotationService,

@@ -44,8 +44,17 @@
     var c = $("countdown");
     if (!c || !state) { return; }
     c.dataset.status = state.status;
-    var text = active(state) ? clockText(remaining()) : "–:––";
+    c.hidden = !active(state);  // nothing counts down: no giant "–:––"
+    var text = active(state) ? clockText(remaining()) : "";
     if (c.textContent !== text) { c.textContent = text; }
+  }
+
+  // A name (group, station) that wraps anywhere; the full name in its title too.
+  function named(tag, text, attrs) {
+    var e = el(tag, text, attrs);
+    e.classList.add("name");
+    e.setAttribute("title", text || "");
+    return e;
   }
 
   function drawCommon(s) {
@@ -59,7 +68,14 @@
     if (s.quiet) { line += " · quiet mode"; }
     setText("round", line);
     var fault = $("fault");
-    if (fault) { fault.hidden = !s.fault; setText("fault", s.fault || ""); }
+    if (fault) { fault.hidden = !s.fault; setText("fault-text", s.fault || ""); }
+    var table = $("board-table");
+    if (table) { table.hidden = !active(s); }
+    var idle = $("board-idle");
+    if (idle) {
+      idle.hidden = active(s);
+      setText("board-idle", s.status === "done" ? "The rotation is over." : "No rotation running.");
+    }
     var rows = $("groups-rows");
     if (rows) {
       var frag = document.createDocumentFragment();
@@ -95,7 +111,7 @@
     if (names.join("\n") !== s.groups.join("\n")) {
       var frag = document.createDocumentFragment();
       s.groups.forEach(function (g) {
-        var a = el("a", g, {"class": "group-button", href: "?group=" + encodeURIComponent(g)});
+        var a = named("a", g, {"class": "group-button", href: "?group=" + encodeURIComponent(g)});
         if (g === group) { a.setAttribute("aria-current", "true"); }
         var li = el("li");
         li.appendChild(a);
@@ -107,26 +123,30 @@
     var title = $("my-title");
     var lessons = $("lessons");
     var here = s.assignments[group];
-    var key = JSON.stringify([group, here || "", s.next_assignments[group] || "", s.stations]);
+    var key = JSON.stringify([s.status, group, here || "", s.next_assignments[group] || "", s.stations]);
     if (title.dataset.key === key) { return; }
     title.dataset.key = key;
     lessons.replaceChildren();
     $("lessons-h").hidden = !here;
-    if (!group) {
+    if (!active(s)) {
+      title.textContent = s.status === "done" ? "The rotation is over." : "No rotation is running right now.";
+      setText("my-next", "This page shows your station by itself when your teacher starts the next rotation.");
+    } else if (!group) {
       title.textContent = "Pick your group above.";
       setText("my-next", "");
     } else if (!here) {
-      title.textContent = "Group " + group + " is not in the current rotation.";
+      title.replaceChildren(document.createTextNode("Group "), named("span", group),
+                            document.createTextNode(" is not in this rotation."));
       setText("my-next", "Pick your group above.");
     } else {
-      title.replaceChildren(document.createTextNode("Group " + group + ": go to "),
-                            el("strong", here, {id: "my-station"}));
+      title.replaceChildren(document.createTextNode("Group "), named("span", group),
+                            document.createTextNode(": go to "), named("strong", here, {id: "my-station"}));
       var next = s.next_assignments[group];
       setText("my-next", next ? "Next: " + next : "");
       s.stations.filter(function (st) { return st.name === here; }).forEach(function (st) {
         st.lessons.forEach(function (path) {
           var li = el("li");
-          li.appendChild(el("a", path.split("/").pop(), {href: lessonHref(path)}));
+          li.appendChild(el("a", path.split("/").pop(), {href: lessonHref(path), title: path}));
           li.appendChild(document.createTextNode(" "));
           li.appendChild(el("span", path, {"class": "path"}));
           lessons.appendChild(li);
