@@ -5,6 +5,7 @@ groups), never the rank; the lowest-mean group starts at the teacher station.
 from __future__ import annotations
 
 import hashlib
+from collections import Counter
 from collections.abc import Mapping, Sequence
 
 from edge.rotation.plan import Plan
@@ -30,9 +31,9 @@ def candidate_names(base: Sequence[str], pinned: Sequence[str], k: int) -> list[
     return out
 
 
-def _tie(name: str, members: Sequence[str]) -> int:
+def _tie(name: str, members_key: bytes) -> int:
     """A stable pseudo-random tie-break, so equal overlaps are settled the same way every time but never by rank."""
-    digest = hashlib.sha256(("\x00".join([name, *sorted(members)])).encode()).digest()
+    digest = hashlib.sha256(name.encode() + b"\x00" + members_key).digest()
     return int.from_bytes(digest[:2], "big")
 
 
@@ -42,12 +43,10 @@ def match_names(blocks: Sequence[Sequence[str]], names: Sequence[str], current: 
     group name, plan names used, then a stable tie-break. Exact (Hungarian method on integer weights)."""
     weights = []
     for block in blocks:
-        row = []
-        for name in names:
-            overlap = sum(1 for s in block if current.get(s) == name)
-            row.append((name in pinned_names) * _B ** 3 + overlap * _B ** 2 + (name in base_names) * _B
-                       + _tie(name, block))
-        weights.append(row)
+        overlap = Counter(current.get(s) for s in block)
+        key = "\x00".join(sorted(block)).encode()
+        weights.append([(name in pinned_names) * _B ** 3 + overlap[name] * _B ** 2 + (name in base_names) * _B
+                        + _tie(name, key) for name in names])
     top = max((w for row in weights for w in row), default=0)
     cols = assign([[top - w for w in row] for row in weights])
     return [names[c] for c in cols]
