@@ -9,6 +9,7 @@ keeps sizes, so this holds under size bounds too. The DP over (groups used, stud
 
 from __future__ import annotations
 
+import bisect
 import math
 from collections.abc import Sequence
 from functools import cache
@@ -168,10 +169,13 @@ def _step(g: int, forward: bool, k: int) -> tuple[int, bool]:
     return (g - 1, False) if g > 0 else (g, True)
 
 
-def mixed_layout(values: Sequence[float], sizes: Sequence[int], max_passes: int = 50) -> list[int]:
-    """Groups with balanced means: serpentine by score, then best-improvement swaps that lower the spread of
-    the group means (the between-group sum of squares Σ nᵍ(μᵍ − μ)²), sizes kept. Returns the group per value.
-    Deterministic: values are dealt in (−value, index) order and ties keep the first swap found."""
+def mixed_layout(values: Sequence[float], sizes: Sequence[int], max_passes: int = 100) -> list[int]:
+    """Groups with balanced means: serpentine by score, then swaps that lower the spread of the group means
+    (the between-group sum of squares Σ nᵍ(μᵍ − μ)²), sizes kept. Returns the group per value.
+
+    Swapping x in group a with y in group b (d = y − x) changes Σ Sᵍ²/nᵍ by φ(d) = A·d² + B·d with
+    A = 1/nₐ + 1/n_b and B = 2(μₐ − μ_b): convex, least at d* = −B/2A, so the best partner of x in b is the
+    value nearest x + d* (a bisection), O(n·G·log n) per pass. Deterministic: ties keep the first found."""
     n, k = len(values), len(sizes)
     order = sorted(range(n), key=lambda i: (-values[i], i))
     dealt = serpentine(order, sizes)
@@ -180,35 +184,43 @@ def mixed_layout(values: Sequence[float], sizes: Sequence[int], max_passes: int 
         group[i] = g
     sums = [0.0] * k
     counts = [0] * k
+    members: list[list[tuple[float, int]]] = [[] for _ in range(k)]
     for i, g in enumerate(group):
         sums[g] += values[i]
         counts[g] += 1
-
-    def term(s: float, c: int) -> float:  # Σ nᵍ μᵍ² part of the between-group sum of squares
-        return s * s / c if c else 0.0
-
+        members[g].append((values[i], i))
+    for m in members:
+        m.sort()
     for _ in range(max_passes):
-        best_gain, best_pair = 1e-12, (-1, -1)
+        improved = False
         for a in range(n):
-            ga = group[a]
-            for b in range(a + 1, n):
-                gb = group[b]
-                if ga == gb:
+            ga, x = group[a], values[a]
+            best, best_b = -1e-12, -1
+            for gb in range(k):
+                if gb == ga or not members[gb]:
                     continue
-                d = values[b] - values[a]
-                if d == 0.0:
-                    continue
-                before = term(sums[ga], counts[ga]) + term(sums[gb], counts[gb])
-                after = term(sums[ga] + d, counts[ga]) + term(sums[gb] - d, counts[gb])
-                gain = before - after
-                if gain > best_gain:
-                    best_gain, best_pair = gain, (a, b)
-        if best_pair[0] < 0:
+                coef = 1 / counts[ga] + 1 / counts[gb]
+                lin = 2 * (sums[ga] / counts[ga] - sums[gb] / counts[gb])
+                target = x - lin / (2 * coef)
+                at = bisect.bisect_left(members[gb], (target, -1))
+                for j in (at - 1, at):
+                    if 0 <= j < len(members[gb]):
+                        d = members[gb][j][0] - x
+                        phi = coef * d * d + lin * d
+                        if phi < best:
+                            best, best_b = phi, members[gb][j][1]
+            if best_b < 0:
+                continue
+            b = best_b
+            gb, y = group[b], values[b]
+            members[ga].remove((x, a))
+            members[gb].remove((y, b))
+            bisect.insort(members[ga], (y, b))
+            bisect.insort(members[gb], (x, a))
+            sums[ga] += y - x
+            sums[gb] -= y - x
+            group[a], group[b] = gb, ga
+            improved = True
+        if not improved:
             break
-        a, b = best_pair
-        ga, gb = group[a], group[b]
-        d = values[b] - values[a]
-        sums[ga] += d
-        sums[gb] -= d
-        group[a], group[b] = gb, ga
     return group
