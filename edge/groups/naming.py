@@ -21,14 +21,16 @@ _B = 1 << 32  # weight digits: pin-target ≫ overlap ≫ plan name ≫ tie-brea
 
 
 def candidate_names(base: Sequence[str], pinned: Sequence[str], k: int) -> list[str]:
-    """The names to choose k from, in listing order: the plan's (or current) names, pin targets, then colours."""
-    out: list[str] = []
-    for name in (*base, *pinned, *PALETTE):
+    """The names to choose k from: the plan's (or current) names, then colours until there are len(base) + k,
+    then pin targets not among them. Pins naming shown groups leave the list, and so the names, unchanged."""
+    out = list(dict.fromkeys(base))
+    want = len(out) + k
+    for name in PALETTE:
+        if len(out) >= want:
+            break
         if name not in out:
             out.append(name)
-        if len(out) >= len(base) + len(pinned) + k:
-            break
-    return out
+    return out + [name for name in dict.fromkeys(pinned) if name not in out]
 
 
 def _tie(name: str, members_key: bytes) -> int:

@@ -321,3 +321,42 @@ def test_json_shape() -> None:
         assert set(g) == {"name", "students", "mean_p_known", "first_station"}
     assert isinstance(doc["sse"], float)
     json.dumps(doc)
+
+
+def test_constraints_the_optimum_already_meets_cost_nothing() -> None:
+    scores = seeded_scores(24, 21)
+    free = propose("frac", scores, options=Options(groups=4, margin=0))
+    where = free.group_of()
+    ids = sorted(scores)
+    apart = tuple((a, b) for a, b in itertools.combinations(ids, 2) if where[a] != where[b])[:10]
+    pins = {ids[0]: where[ids[0]], ids[5]: where[ids[5]]}
+    held = propose("frac", scores, options=Options(groups=4, margin=0), constraints=Constraints(pins=pins, apart=apart))
+    assert held.group_of() == where and held.sse == pytest.approx(free.sse)
+
+
+def test_repair_moves_the_cheapest_student_and_improves_after() -> None:
+    # two tight clusters; keeping the two lowest apart must cost one swap across the boundary, not a reshuffle
+    values = [0.10, 0.11, 0.12, 0.13, 0.80, 0.81, 0.82, 0.83]
+    scores = {f"s{i}": StudentScore(v, 5) for i, v in enumerate(values)}
+    p = propose("frac", scores, options=Options(groups=2, min_size=4, max_size=4, margin=0),
+                constraints=Constraints(apart=(("s0", "s1"),)))
+    low = next(set(g.students) for g in p.groups if "s0" in g.students)
+    assert "s1" not in low and len(low & {"s2", "s3"}) == 2
+    best_possible = solve.block_sse([0.10, 0.12, 0.13, 0.80]) + solve.block_sse([0.11, 0.81, 0.82, 0.83])
+    assert p.sse == pytest.approx(best_possible)
+
+
+def test_pinning_to_a_shown_group_keeps_the_other_names() -> None:
+    """The teacher page's flow: show a proposal, pin one student to another shown group, propose again."""
+    scores = seeded_scores(20, 33)
+    plan = make_plan()
+    shown = propose("frac", scores, plan=plan, options=Options(margin=0))
+    where = shown.group_of()
+    student = sorted(scores)[3]
+    target = next(g.name for g in shown.groups if g.name != where[student])
+    again = propose("frac", scores, plan=plan, options=Options(margin=0),
+                    constraints=Constraints(pins={student: target}))
+    after = again.group_of()
+    assert after[student] == target
+    assert {g.name for g in again.groups} == {g.name for g in shown.groups}
+    assert len([s for s in where if where[s] != after[s]]) <= 2  # the pinned student and at most one to make room
