@@ -10,6 +10,7 @@ The issue's setting "36 students, G = 4, 3–6 per group" cannot be met (4 × 6 
 
 from __future__ import annotations
 
+import itertools
 import random
 import statistics
 import sys
@@ -21,7 +22,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from edge.groups import solve
-from edge.groups.model import Options, StudentScore
+from edge.groups.model import Constraints, GroupingError, Options, StudentScore
 from edge.groups.propose import propose
 from edge.rotation.plan import Group, Plan, Station
 
@@ -103,11 +104,60 @@ def class_of_12(k: int, lo: int, hi: int, classes: int = 12) -> None:
     print(f"  sse ratio ours/brute force: min {min(ratios):.6f}, max {max(ratios):.6f} (1 = optimal)")
 
 
+def exhaustive_constrained(values: list[float], k: int, lo: int, hi: int, pins: dict[int, int],
+                           apart: list[tuple[int, int]]) -> float | None:
+    """The least sse over every labelled grouping meeting sizes, pins and keep-apart pairs (None: none does)."""
+    best: float | None = None
+    for combo in itertools.product(range(k), repeat=len(values)):
+        if any(combo[i] != g for i, g in pins.items()) or any(combo[a] == combo[b] for a, b in apart):
+            continue
+        if not all(lo <= combo.count(g) <= hi for g in range(k)):
+            continue
+        sse = sum(solve.block_sse([v for v, c in zip(values, combo, strict=True) if c == g]) for g in range(k))
+        best = sse if best is None or sse < best else best
+    return best
+
+
+def constrained_small(classes: int = 60) -> None:
+    """With pins and keep-apart pairs the DP + repair is not exact: how far from the constrained optimum?"""
+    rng = random.Random(SEED + 200)
+    ratios = []
+    for _ in range(classes):
+        n, k = rng.randint(6, 9), rng.randint(2, 3)
+        lo, hi = rng.randint(1, n // k), rng.randint(-(-n // k), n)
+        scores = make_class(rng, n)
+        ids = sorted(scores)
+        pin_idx = {i: rng.randint(0, k - 1) for i in rng.sample(range(n), rng.randint(0, 2))}
+        apart = [(a, b) for a, b in (rng.sample(range(n), 2) for _ in range(rng.randint(1, 4)))]
+        values = [scores[s].p_known or 0.0 for s in ids]
+        # pins name groups P0.., which the exhaustive search labels in sorted order
+        labels = {name: j for j, name in enumerate(sorted({f"P{g}" for g in pin_idx.values()}))}
+        best = exhaustive_constrained(values, k, lo, hi, {i: labels[f"P{g}"] for i, g in pin_idx.items()}, apart)
+        constraints = Constraints(pins={ids[i]: f"P{g}" for i, g in pin_idx.items()},
+                                  apart=tuple((ids[a], ids[b]) for a, b in apart))
+        try:
+            p = propose("bench", scores, options=Options(groups=k, min_size=lo, max_size=hi, margin=0),
+                        constraints=constraints)
+        except GroupingError:
+            if best is not None:
+                print("  a feasible class was refused")
+            continue
+        if best is not None:
+            ratios.append((p.sse + 1e-12) / (best + 1e-12))
+    ratios.sort()
+    exact = sum(r <= 1 + 1e-6 for r in ratios)
+    print(f"pins + keep-apart, 6-9 students ({len(ratios)} feasible seeded classes) vs the exhaustive constrained "
+          f"optimum:")
+    print(f"  optimal in {exact}/{len(ratios)}; sse ratio median {statistics.median(ratios):.3f}, "
+          f"90th percentile {ratios[int(0.9 * (len(ratios) - 1))]:.3f}, worst {ratios[-1]:.3f}")
+
+
 def main() -> int:
     class_of_36(4, 3, 12)
     class_of_36(8, 3, 6)
     class_of_12(3, 3, 6)
     class_of_12(4, 2, 4)
+    constrained_small()
     return 0
 
 

@@ -33,22 +33,23 @@ def candidate_names(base: Sequence[str], pinned: Sequence[str], k: int) -> list[
     return out + [name for name in dict.fromkeys(pinned) if name not in out]
 
 
-def _tie(name: str, members_key: bytes) -> int:
-    """A stable pseudo-random tie-break, so equal overlaps are settled the same way every time but never by rank."""
-    digest = hashlib.sha256(name.encode() + b"\x00" + members_key).digest()
-    return int.from_bytes(digest[:2], "big")
+def _digest16(data: bytes) -> int:
+    return int.from_bytes(hashlib.sha256(data).digest()[:2], "big")
 
 
 def match_names(blocks: Sequence[Sequence[str]], names: Sequence[str], current: Mapping[str, str],
                 pinned_names: frozenset[str], base_names: frozenset[str]) -> list[str]:
     """A distinct name per block maximising, in this order: pin targets used, students keeping their current
     group name, plan names used, then a stable tie-break. Exact (Hungarian method on integer weights)."""
+    # tie-break: a stable pseudo-random number per (block, name), so equal overlaps are settled the same way
+    # every time but never by rank; one hash per block and per name, combined
+    name_hash = [_digest16(name.encode()) for name in names]
     weights = []
     for block in blocks:
         overlap = Counter(current.get(s) for s in block)
-        key = "\x00".join(sorted(block)).encode()
+        block_hash = _digest16("\x00".join(sorted(block)).encode())
         weights.append([(name in pinned_names) * _B ** 3 + overlap[name] * _B ** 2 + (name in base_names) * _B
-                        + _tie(name, key) for name in names])
+                        + (block_hash ^ h) for name, h in zip(names, name_hash, strict=True)])
     top = max((w for row in weights for w in row), default=0)
     cols = assign([[top - w for w in row] for row in weights])
     return [names[c] for c in cols]
