@@ -110,12 +110,21 @@ def test_margin_keeps_boundary_students_in_their_group() -> None:
     assert far.group_of()["s4"] == "Low"
 
 
-def test_margin_only_when_sizes_allow() -> None:
-    values = [0.10, 0.12, 0.14, 0.46, 0.52, 0.80]
+def test_margin_swaps_boundary_students_when_sizes_are_full() -> None:
+    # sizes fixed at 3: the DP splits [0.1, 0.2, 0.45 | 0.5, 0.8, 0.9] (boundary 0.475); s2 (now in B) and s3
+    # (now in A) both lie within 0.05 of it and cross it the other way: neither can move alone, so they swap
+    values = [0.1, 0.2, 0.45, 0.5, 0.8, 0.9]
     scores = {f"s{i}": StudentScore(v, 6) for i, v in enumerate(values)}
-    current = {"s0": "A", "s1": "A", "s2": "A", "s3": "B", "s4": "B", "s5": "B"}
+    current = {"s0": "A", "s1": "A", "s2": "B", "s3": "A", "s4": "B", "s5": "B"}
     p = propose("frac", scores, current=current, options=Options(groups=2, min_size=3, max_size=3))
-    assert sizes_ok(p, 3, 3)
+    assert p.group_of() == current and p.kept == ("s2", "s3") and p.moved == ()
+    # without the margin both move
+    q = propose("frac", scores, current=current, options=Options(groups=2, min_size=3, max_size=3, margin=0))
+    assert [m.student for m in q.moved] == ["s2", "s3"] and q.kept == ()
+    # one student alone at a full boundary cannot be kept: sizes win
+    alone = dict(current, s3="B", s2="B", s5="A")
+    r = propose("frac", scores, current=alone, options=Options(groups=2, min_size=3, max_size=3))
+    assert all(len(g.students) == 3 for g in r.groups) and "s2" not in r.kept
 
 
 def test_thin_students_are_flagged_and_keep_their_group() -> None:
