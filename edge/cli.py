@@ -23,6 +23,7 @@ REGISTRARS = (
     "edge.mastery.cli",
     "content_cache.cli",
     "edge.sync.cli",
+    "edge.groups.cli",
 )
 
 
