@@ -21,8 +21,9 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from edge.exc import GroupingError
 from edge.groups import solve
-from edge.groups.model import Constraints, GroupingError, Options, StudentScore
+from edge.groups.model import Constraints, Options, StudentScore
 from edge.groups.propose import propose
 from edge.rotation.plan import Group, Plan, Station
 

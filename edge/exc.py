@@ -12,9 +12,9 @@ from typing import Literal
 from edge_native import NativeFallbackWarning
 
 __all__ = [
-    "ConfigError", "EdgeError", "EventsFileError", "ListenError", "ManifestError", "NativeFallbackWarning",
-    "NoGPIOWarning", "PlanError", "PlanErrors", "RequestError", "RosterError", "RotationError", "StateError",
-    "StatementError", "TargetError", "UpstreamError",
+    "ConfigError", "EdgeError", "EventsFileError", "GroupingError", "ListenError", "ManifestError",
+    "NativeFallbackWarning", "NoGPIOWarning", "PlanError", "PlanErrors", "RequestError", "RosterError",
+    "RotationError", "StateError", "StatementError", "TargetError", "UpstreamError",
 ]
 
 
@@ -119,6 +119,11 @@ class EventsFileError(EdgeError, ValueError):
     def __init__(self, file: str, line: int, reason: str) -> None:
         self.file, self.line, self.reason = file, line, reason
         super().__init__(f"{file}: line {line}: {reason}")
+
+
+class GroupingError(EdgeError, ValueError):
+    """Input a regrouping proposal cannot be made from (bad bounds, unknown skill, impossible sizes, conflicting
+    constraints)."""
 
 
 class NoGPIOWarning(UserWarning):

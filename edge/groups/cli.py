@@ -13,11 +13,13 @@ from typing import Any
 
 from edge.cli_support import config_from
 from edge.config import EdgeConfig
+from edge.exc import GroupingError
 from edge.groups import sources
 from edge.groups.history import applied, mastery_change
 from edge.groups.history_store import GroupingHistory, history_path
-from edge.groups.model import MODES, Constraints, GroupingError, Options, Proposal, check_name
+from edge.groups.model import MODES, Constraints, Options, Proposal, check_name
 from edge.groups.propose import apply_to_plan, plan_membership, propose
+from edge.limits import SKILL_MAX
 from edge.rotation.plan import Plan
 from edge.rotation.store import PlanStore
 
@@ -137,7 +139,8 @@ def make_proposal(args: argparse.Namespace, config: EdgeConfig) -> tuple[Proposa
     options = options_from(args, defaults(config))
     constraints = constraints_from(args)
     plan = sources.load_current_plan(config, args.plan)
-    skill = check_name(args.skill.strip(), "--skill") if args.skill is not None else sources.pick_skill(config, plan)
+    skill = (check_name(args.skill.strip(), "--skill", SKILL_MAX) if args.skill is not None
+             else sources.pick_skill(config, plan))
     if args.mastery:
         table = sources.read_mastery_csv(args.mastery)
         scores = table.for_skill(skill)
@@ -177,7 +180,7 @@ def cmd_apply(args: argparse.Namespace) -> int:
 
 def cmd_history(args: argparse.Namespace) -> int:
     config = config_from(args)
-    skill = None if args.skill is None else check_name(args.skill.strip(), "--skill")
+    skill = None if args.skill is None else check_name(args.skill.strip(), "--skill", SKILL_MAX)
     limit = _whole(args.limit, "--limit", 10)
     with GroupingHistory(history_path(config.state_dir)) as history:
         records = history.list(skill, limit=limit)

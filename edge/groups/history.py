@@ -10,7 +10,8 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from edge.groups.model import GroupingError, Move, Proposal, StudentScore
+from edge.exc import GroupingError
+from edge.groups.model import Move, Proposal, StudentScore
 
 
 @dataclass(frozen=True)

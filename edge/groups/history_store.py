@@ -5,10 +5,11 @@ succeed survives a power cut. One row per applied grouping; groups and changes a
 from __future__ import annotations
 
 import json
-import sqlite3
 from pathlib import Path
 
+from edge.db import connect, transaction
 from edge.groups.history import AppliedGrouping, from_row
+from edge.resource import Resource
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS groupings (
@@ -30,31 +31,21 @@ def history_path(state_dir: Path) -> Path:
     return state_dir / "groups" / "history.sqlite3"
 
 
-class GroupingHistory:
+class GroupingHistory(Resource):
     """Append and read applied groupings. One connection; use from one thread (or open one per thread)."""
 
     def __init__(self, path: Path) -> None:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        self.db = sqlite3.connect(path, isolation_level=None)
-        self.db.execute("PRAGMA journal_mode=WAL")
-        self.db.execute("PRAGMA synchronous=FULL")  # WAL + FULL: each commit is fsynced before record() returns
+        self.db = connect(path)  # WAL + synchronous=FULL: each commit is fsynced before record() returns
         self.db.executescript(SCHEMA)
 
     def close(self) -> None:
         self.db.close()
 
-    def __enter__(self) -> GroupingHistory:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()
-
     def record(self, grouping: AppliedGrouping) -> int:
         """Store `grouping`; returns its id."""
         doc = grouping.to_json()
-        with self.db:  # sqlite3's context manager commits (or rolls back) the transaction
-            self.db.execute("BEGIN IMMEDIATE")
-            cur = self.db.execute(
+        with transaction(self.db) as db:
+            cur = db.execute(
                 "INSERT INTO groupings (applied_at, skill, mode, plan, teacher_group, groups, changes)"
                 " VALUES (?, ?, ?, ?, ?, ?, ?)",
                 (grouping.applied_at, grouping.skill, grouping.mode, grouping.plan, grouping.teacher_group,

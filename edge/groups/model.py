@@ -10,7 +10,8 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
-from edge.exc import EdgeError
+from edge.exc import GroupingError
+from edge.limits import STUDENT_ID_MAX, name_problem
 
 Mode = Literal["homogeneous", "mixed"]
 MODES: tuple[Mode, ...] = ("homogeneous", "mixed")
@@ -20,24 +21,16 @@ MODES: tuple[Mode, ...] = ("homogeneous", "mixed")
 MAX_GROUPS = 40
 MAX_SIZE = 40
 MAX_STUDENTS = 500
-MAX_NAME = 64
+MAX_NAME = STUDENT_ID_MAX  # students and groups (edge.limits)
 MAX_EVIDENCE = 1_000_000_000
 MAX_MIN_EVIDENCE = 10_000
 MAX_PAIRS = 1_000
 
 
-class GroupingError(EdgeError, ValueError):
-    """Input a proposal cannot be made from (bad bounds, unknown skill, impossible sizes, conflicting constraints)."""
-
-
-def check_name(value: str, what: str) -> str:
-    """A student, group or skill name: non-empty, at most MAX_NAME characters, no control characters."""
-    if not isinstance(value, str) or not value.strip():
-        raise GroupingError(f"{what} must be a non-empty string")
-    if len(value) > MAX_NAME:
-        raise GroupingError(f"{what} {value[:MAX_NAME]!r}... is longer than {MAX_NAME} characters")
-    if any(ord(ch) < 32 or 127 <= ord(ch) < 160 for ch in value):
-        raise GroupingError(f"{what} {value!r} contains a control character")
+def check_name(value: str, what: str, max_len: int = MAX_NAME) -> str:
+    """A student, group or skill name as edge.limits.name_problem allows it (else GroupingError)."""
+    if (problem := name_problem(value, what, max_len)) is not None:
+        raise GroupingError(problem)
     return value
 
 

@@ -12,13 +12,13 @@ import dataclasses
 import math
 from collections.abc import Iterable, Mapping, Sequence
 
+from edge.exc import GroupingError
 from edge.groups import naming, repair, solve
 from edge.groups.model import (
     MAX_GROUPS,
     MAX_SIZE,
     MAX_STUDENTS,
     Constraints,
-    GroupingError,
     Move,
     Options,
     Proposal,
@@ -27,6 +27,7 @@ from edge.groups.model import (
     check_name,
     group_stats,
 )
+from edge.limits import SKILL_MAX
 from edge.rotation.plan import Group, Plan
 
 
@@ -50,7 +51,7 @@ def propose(skill: str, scores: Mapping[str, StudentScore], *, students: Iterabl
     """
     options = options or Options()
     constraints = constraints or Constraints()
-    check_name(skill, "skill")
+    check_name(skill, "skill", SKILL_MAX)
     options.check()
     constraints.check()
     roster = _roster(students if students is not None else scores)

@@ -20,7 +20,7 @@ from __future__ import annotations
 import bisect
 from collections.abc import Iterable, Mapping, Sequence
 
-from edge.groups.model import GroupingError
+from edge.exc import GroupingError
 
 NODE_LIMIT = 200_000
 EPS = 1e-12

@@ -14,14 +14,16 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from edge.config import EdgeConfig
-from edge.exc import PlanError, StateError
-from edge.groups.model import MAX_EVIDENCE, MAX_STUDENTS, GroupingError, StudentScore, check_name
+from edge.exc import GroupingError, PlanError, RosterError, StateError
+from edge.groups.model import MAX_EVIDENCE, MAX_STUDENTS, StudentScore, check_name
 from edge.groups.propose import plan_membership
+from edge.limits import SKILL_MAX
+from edge.mastery.lessons import lesson_skills
 from edge.mastery.model import MasteryState
 from edge.rotation.plan import Plan, parse_plan
 from edge.rotation.state import JsonStateFile
 from edge.rotation.store import PlanStore
-from edge.sync.roster import Roster, RosterError, load_roster
+from edge.sync.roster import Roster, load_roster
 
 CSV_COLUMNS = ("student", "skill", "p_known", "n")
 MAX_CSV_ROWS = 200_000
@@ -75,7 +77,7 @@ def read_mastery_csv(path: str | Path) -> MasteryTable:
             v = {c: row[i].strip() for c, i in col.items()}
             try:
                 student = check_name(v["student"], "student")
-                skill = check_name(v["skill"], "skill")
+                skill = check_name(v["skill"], "skill", SKILL_MAX)
                 p = _probability(v["p_known"])
                 n = _count(v["n"])
                 score = StudentScore(p, n)
@@ -135,7 +137,7 @@ def read_mastery_store(config: EdgeConfig, skill: str) -> MasteryTable:
         raise GroupingError(f"cannot read the mastery store {path}: {e}") from None
     if len(students) > MAX_STUDENTS:
         raise GroupingError(f"the mastery store has {len(students)} students, at most {MAX_STUDENTS}")
-    if skill not in skills and skill not in manifest_skills(config):
+    if skill not in skills and skill not in lesson_skills(config).values():
         known = ", ".join(sorted(skills)[:20]) or "none"
         raise GroupingError(f"unknown skill {skill!r} (skills with evidence: {known})")
     params = config.mastery.params
@@ -148,30 +150,9 @@ def read_mastery_store(config: EdgeConfig, skill: str) -> MasteryTable:
     return MasteryTable({skill: scores}, frozenset(students))
 
 
-def manifest_skills(config: EdgeConfig) -> dict[str, str]:
-    """Lesson cache path (`origin/path`) → skill from the configured lesson manifests."""
-    if not config.mastery.manifests:
-        return {}
-    from content_cache.prefetch import ManifestError, load_manifest
-    from content_cache.server import effective_origins
-    from edge.exc import ConfigError
-
-    out: dict[str, str] = {}
-    origins = effective_origins(config)
-    for i, path in enumerate(config.mastery.manifests):
-        try:
-            items = load_manifest(Path(path), origins)
-        except ManifestError as e:
-            raise ConfigError(config.source, f"mastery.manifests[{i}]", str(e)) from None
-        for item in items:
-            if item.skill is not None:
-                out[f"{item.origin}/{item.path}"] = item.skill
-    return out
-
-
 def focus_skills(config: EdgeConfig, plan: Plan) -> list[str]:
     """The skills of the lessons at the plan's online station(s), sorted."""
-    by_path = manifest_skills(config)
+    by_path = lesson_skills(config)
     lessons = [lesson for s in plan.stations if s.kind == "online" for lesson in s.lessons]
     return sorted({by_path[lesson] for lesson in lessons if lesson in by_path})
 

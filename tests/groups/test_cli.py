@@ -16,9 +16,9 @@ from edge.config import load_config
 from edge.fsutil import atomic_write
 from edge.groups.model import Options, StudentScore
 from edge.groups.propose import propose
-from edge.mastery.params import ParamSet, SkillParams
 from edge.mastery.replay import Event, replay
 from edge.mastery.store import Store
+from edge.params import ParamSet, SkillParams
 from edge.rotation.plan import Group, Plan, Station
 from edge.rotation.store import PlanStore
 from edge.sync.roster import Roster, roster_path
@@ -91,7 +91,7 @@ def test_propose_table_and_constraints(tmp_path: Path, unit: Path, capsys: pytes
     (("--skill", "frac", "--groups", "3", "--apart", "s00"), "--apart wants A,B"),
     (("--skill", "frac", "--groups", "3", "--pin", "zz=A"), "pinned student 'zz' is not in the class"),
     (("--skill", "frac"), "give the number of groups"),
-    (("--skill", "x" * 65, "--groups", "3"), "longer than 64 characters"),
+    (("--skill", "x" * 201, "--groups", "3"), "at most 200 characters"),
 ])
 def test_bad_input_is_an_error(tmp_path: Path, unit: Path, capsys: pytest.CaptureFixture[str],
                                args: tuple[str, ...], message: str) -> None:
@@ -111,7 +111,7 @@ def test_bad_input_is_an_error(tmp_path: Path, unit: Path, capsys: pytest.Captur
     ("student,skill,p_known,n\ns1,frac,0.5,-1\n", "line 2: n must be a whole number"),
     ("student,skill,p_known,n\ns1,frac,0.5,3\ns1,frac,0.6,3\n", "line 3: 's1' has a second row for skill 'frac'"),
     ("student,skill,p_known,n\n,frac,0.5,3\n", "line 2: student must be a non-empty string"),
-    ("student,skill,p_known,n\ns\x01,frac,0.5,3\n", "line 2: student 's\\x01' contains a control character"),
+    ("student,skill,p_known,n\ns\x01,frac,0.5,3\n", "line 2: student must not contain control or text-direction"),
 ])
 def test_malformed_csv_names_the_line(tmp_path: Path, unit: Path, capsys: pytest.CaptureFixture[str], text: str,
                                       message: str) -> None:

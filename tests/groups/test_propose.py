@@ -12,8 +12,9 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from edge.exc import GroupingError
 from edge.groups import solve
-from edge.groups.model import Constraints, GroupingError, Options, Proposal, StudentScore
+from edge.groups.model import Constraints, Options, Proposal, StudentScore
 from edge.groups.naming import PALETTE
 from edge.groups.propose import apply_to_plan, changes, propose, revise
 from edge.rotation.plan import Group, Plan, Station
@@ -291,8 +292,8 @@ def test_conflicting_constraints_are_errors_not_violations() -> None:
     ({"options": Options(groups=2, margin=0.9)}, "margin must be"),
     ({"options": Options(groups=2, mode="random")}, "mode must be one of"),
     ({"options": Options(groups=2), "constraints": Constraints(pins={"nobody": "A"})}, "not in the class"),
-    ({"options": Options(groups=2), "constraints": Constraints(absent=frozenset({"x" * 65}))}, "longer than 64"),
-    ({"options": Options(groups=2), "students": ["s000", "bad\x07id"]}, "control character"),
+    ({"options": Options(groups=2), "constraints": Constraints(absent=frozenset({"x" * 65}))}, "at most 64 characters"),
+    ({"options": Options(groups=2), "students": ["s000", "bad\x07id"]}, "must not contain control"),
     ({}, "give the number of groups"),
 ])
 def test_bad_input_is_a_clear_error(kwargs: dict[str, Any], message: str) -> None:
