@@ -6,6 +6,7 @@ import argparse
 import asyncio
 import json
 
+from edge.cli_support import config_from
 from edge.config import load_config
 from edge.exc import EdgeError
 
@@ -34,6 +35,35 @@ def cmd_discover(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_serve(args: argparse.Namespace) -> int:
+    from edge.fleet.collector import serve_forever
+
+    config = config_from(args)
+    print(f"edge: fleet collector on http://{config.fleet.host}:{config.fleet.port}/ "
+          f"({len(config.fleet.tokens)} school tokens)", flush=True)
+    serve_forever(config)
+    return 0
+
+
+def cmd_forget(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from edge.fleet.store import FleetStore
+
+    config = config_from(args)
+    path = Path(config.fleet.db) if config.fleet.db else config.state_dir / "fleet" / "fleet.sqlite3"
+    if not path.exists():
+        raise EdgeError(f"no fleet store at {path} (fleet.db)")
+    store = FleetStore(path, config.fleet.max_units)
+    try:
+        if not store.forget(args.unit_id):
+            raise EdgeError(f"no unit {args.unit_id!r} in {path}")
+    finally:
+        store.close()
+    print(f"forgot unit {args.unit_id} (its next heartbeat registers it again)")
+    return 0
+
+
 def cmd_config_check(args: argparse.Namespace) -> int:
     cfg = load_config(args.file)  # raises ConfigError naming the file, key and reason
     print(f"{cfg.source}: ok")
@@ -51,6 +81,14 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser], parent: a
     d.add_argument("--json", action="store_true", help="one JSON array instead of a table")
     d.add_argument("--no-health", action="store_true", help="do not ask the units' /healthz")
     d.set_defaults(func=cmd_discover)
+
+    s = fsub.add_parser("serve", parents=[parent],
+                        help="run the district collector: heartbeats in, the fleet page and API out ([fleet])")
+    s.set_defaults(func=cmd_serve)
+
+    f = fsub.add_parser("forget", parents=[parent], help="drop a unit from the collector's store (e.g. it moved)")
+    f.add_argument("unit_id", metavar="UNIT_ID")
+    f.set_defaults(func=cmd_forget)
 
     c = sub.add_parser("config", parents=[parent], help="check an edge.toml")
     csub = c.add_subparsers(dest="config_command", metavar="ACTION", required=True)
