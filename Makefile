@@ -5,7 +5,7 @@ PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 ARGS   ?=
 
-.PHONY: run test lint bench native browser-deps lrs clean
+.PHONY: run test lint bench native browser-deps fleet-deps lrs clean
 
 $(STAMP): pyproject.toml setup.py
 	$(PYTHON) -m venv $(VENV)
@@ -20,7 +20,7 @@ native: $(STAMP)
 run: native
 	$(VENV)/bin/edge run $(ARGS)
 
-test: native browser-deps lrs
+test: native browser-deps fleet-deps lrs
 	$(PY) -m pytest -q $(ARGS)
 
 lint: $(STAMP)
@@ -33,6 +33,11 @@ bench: native
 # Debian's Chromium for the page tests (Playwright's own browser download does not work here).
 browser-deps:
 	command -v chromium >/dev/null || (apt-get update -qq && apt-get install -y -qq chromium >/dev/null)
+
+# Fleet tests: Debian's ansible + ansible-lint (playbook checks and a real local run), avahi (mDNS coexistence).
+fleet-deps:
+	command -v ansible-playbook >/dev/null && command -v ansible-lint >/dev/null && command -v avahi-daemon >/dev/null \
+		|| (apt-get update -qq && apt-get install -y -qq ansible ansible-lint avahi-daemon >/dev/null)
 
 # Ralph, a real xAPI LRS, in its own venv (.lrs/venv) for the district-sync tests; never a product dependency.
 lrs:
