@@ -4,6 +4,10 @@ then ask every unit's services for `GET /healthz`.
 mDNS has no "that is everyone": browsing lists what answered within `timeout_s` (units answer a query within
 about a second). `count` stops as soon as that many units are resolved, for scripts that know how many to
 expect.
+
+Questions are always QM (answers multicast), never QU: a unicast answer to port 5353 on a host where
+another mDNS stack (avahi-daemon on IT's laptop) shares that port reaches only one of the sockets, often
+not ours; tests/fleet/test_avahi.py caught exactly that with python-zeroconf's default first QU question.
 """
 
 from __future__ import annotations
@@ -16,7 +20,7 @@ from dataclasses import asdict, dataclass, field
 from typing import Any
 
 import aiohttp
-from zeroconf import InterfaceChoice, IPVersion, ServiceStateChange, Zeroconf
+from zeroconf import DNSQuestionType, InterfaceChoice, IPVersion, ServiceStateChange, Zeroconf
 from zeroconf.asyncio import AsyncServiceBrowser, AsyncServiceInfo, AsyncZeroconf
 
 from edge.fleet.advertise import SERVICE_TYPE, Interfaces
@@ -99,7 +103,7 @@ async def browse(timeout_s: float, *, interfaces: Interfaces = InterfaceChoice.A
 
         async def resolve(name: str) -> None:
             info = AsyncServiceInfo(SERVICE_TYPE, name)
-            if await info.async_request(azc.zeroconf, RESOLVE_TIMEOUT_MS):
+            if await info.async_request(azc.zeroconf, RESOLVE_TIMEOUT_MS, question_type=DNSQuestionType.QM):
                 unit = unit_from_info(info, time.monotonic() - started)
                 if unit is not None:
                     units[name] = unit
@@ -115,7 +119,8 @@ async def browse(timeout_s: float, *, interfaces: Interfaces = InterfaceChoice.A
             tasks.add(task)
             task.add_done_callback(tasks.discard)
 
-        browser = AsyncServiceBrowser(azc.zeroconf, [SERVICE_TYPE], handlers=[on_change])
+        browser = AsyncServiceBrowser(azc.zeroconf, [SERVICE_TYPE], handlers=[on_change],
+                                      question_type=DNSQuestionType.QM)
         try:
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(enough.wait(), timeout=timeout_s)
