@@ -36,8 +36,8 @@ browser-deps:
 
 # Fleet tests: Debian's ansible + ansible-lint (playbook checks and a real local run), avahi (mDNS coexistence).
 fleet-deps:
-	command -v ansible-playbook >/dev/null && command -v ansible-lint >/dev/null && command -v avahi-daemon >/dev/null \
-		|| (apt-get update -qq && apt-get install -y -qq ansible ansible-lint avahi-daemon >/dev/null)
+	command -v ansible-playbook >/dev/null && command -v ansible-lint >/dev/null && command -v avahi-browse >/dev/null \
+		|| (apt-get update -qq && apt-get install -y -qq ansible ansible-lint avahi-daemon avahi-utils dbus >/dev/null)
 
 # Ralph, a real xAPI LRS, in its own venv (.lrs/venv) for the district-sync tests; never a product dependency.
 lrs:
