@@ -6,6 +6,7 @@ last state of every unit (edge.fleet.store) and serves the fleet page and its JS
   where the token is the one `[fleet.tokens]` gives the unit's school. 204 once it is on disk.
 - `GET /api/v1/units` (filter/sort like the page), `GET /api/v1/units/{id}`, `GET /api/v1/schools`.
 - `GET /` the fleet page (units by school; online/offline by last seen; sortable and filterable).
+- `GET /metrics` the fleet for Prometheus (edge.fleet.metrics); `GET /healthz` the collector's own health.
 - Every error is JSON `{"error": message, "status": code}`: 4xx for anything a client did, never a traceback.
 Bounded: request bodies (16 KiB), every string field, the number of faults, the number of units.
 """
@@ -30,9 +31,11 @@ from typing import Any
 
 import jinja2
 from aiohttp import web
+from prometheus_client import CONTENT_TYPE_LATEST
 
 from edge import __version__
 from edge.config import EdgeConfig
+from edge.fleet.metrics import Exposition
 from edge.fleet.store import ACCEPTED, FULL, OTHER_SCHOOL, FleetStore, Heartbeat, load_units
 from edge.sdnotify import serve_until_signal
 
@@ -264,6 +267,7 @@ class Collector:
     writer: asyncio.Task[None] | None = None
     received: int = 0
     refused: int = 0
+    metrics: Exposition | None = None
 
     @property
     def offline_s(self) -> float:
@@ -410,6 +414,13 @@ async def get_healthz(request: web.Request) -> web.StreamResponse:
                               "units": len(c.store.schools)}, status=200 if writer_ok else 503)
 
 
+async def get_metrics(request: web.Request) -> web.StreamResponse:
+    c = request.app[COLLECTOR]
+    assert c.metrics is not None
+    body = await c.metrics.render(c.views)
+    return web.Response(body=body, headers={"Content-Type": CONTENT_TYPE_LATEST})
+
+
 CSP = "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; frame-ancestors 'none'"
 
 
@@ -488,6 +499,7 @@ def make_app(config: EdgeConfig, *, now: Clock = time.time) -> web.Application:
                       ThreadPoolExecutor(max_workers=1, thread_name_prefix="fleet-read"), now, token_schools,
                       templates())
         c.writer = asyncio.create_task(c.writer_loop())
+        c.metrics = Exposition(lambda: {"received": c.received, "refused": c.refused})
         app[COLLECTOR] = c
 
     async def cleanup(app: web.Application) -> None:
@@ -505,6 +517,7 @@ def make_app(config: EdgeConfig, *, now: Clock = time.time) -> web.Application:
     app.on_cleanup.append(cleanup)
     app.router.add_get("/", get_page)
     app.router.add_get("/healthz", get_healthz)
+    app.router.add_get("/metrics", get_metrics)
     app.router.add_post("/api/v1/heartbeat", post_heartbeat)
     app.router.add_get("/api/v1/units", get_units)
     app.router.add_get("/api/v1/units/{unit_id}", get_unit)

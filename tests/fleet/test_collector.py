@@ -286,3 +286,37 @@ def _with_unit(key: str, value: Any) -> dict[str, Any]:
     doc = copy.deepcopy(heartbeat(1))
     doc["unit"][key] = value
     return doc
+
+
+async def test_metrics_and_healthz_of_the_collector(fleet_config: EdgeConfig, openapi: OpenApi) -> None:
+    from prometheus_client.parser import text_string_to_metric_families
+
+    clock = FakeTime()
+    async with collector(fleet_config, openapi, clock) as c:
+        await c.beat(heartbeat(1, backlog=12, oldest_unsent_age_s=300.0))
+        await c.beat(heartbeat(2, faults=["clock: not synchronised (NTP)"]))
+        await c.beat(heartbeat(3, "Adams Middle"), token=ADAMS)
+        await c.beat(heartbeat(4), token="wrong-token-0123456789")
+        clock.t += 20 * 60
+        await c.beat(heartbeat(1, backlog=12, oldest_unsent_age_s=300.0))
+        async with c.session.get(c.base + "/metrics") as resp:
+            assert resp.status == 200 and resp.headers["Content-Type"].startswith("text/plain; version=")
+            text = await resp.text()
+        samples = {(s.name, tuple(sorted(s.labels.items()))): s.value
+                   for family in text_string_to_metric_families(text) for s in family.samples}
+        lincoln = (("school", "Lincoln Elementary"),)
+        assert samples[("classroom_edge_fleet_units", (*lincoln, ("status", "online")))] == 1
+        assert samples[("classroom_edge_fleet_units", (*lincoln, ("status", "offline")))] == 1
+        assert samples[("classroom_edge_fleet_units", (("school", "Adams Middle"), ("status", "offline")))] == 1
+        assert samples[("classroom_edge_fleet_units_faulty", lincoln)] == 1
+        unit1 = (("room", "Room 1"), ("school", "Lincoln Elementary"), ("unit", "unit-00001"))
+        assert samples[("classroom_edge_fleet_unit_backlog_statements", unit1)] == 12
+        assert samples[("classroom_edge_fleet_unit_oldest_unsent_age_seconds", unit1)] == 300
+        unit2 = (("room", "Room 2"), ("school", "Lincoln Elementary"), ("unit", "unit-00002"))
+        assert samples[("classroom_edge_fleet_unit_last_seen_age_seconds", unit2)] == 1200
+        assert samples[("classroom_edge_fleet_heartbeats_total", ())] == 4
+        assert samples[("classroom_edge_fleet_heartbeats_refused_total", ())] == 1
+        async with c.session.get(c.base + "/healthz") as resp:
+            assert resp.status == 200
+            health = await resp.json()
+        assert (health["status"], health["units"]) == ("ok", 3)
