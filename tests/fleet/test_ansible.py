@@ -184,5 +184,15 @@ def test_upgrade_config_push_and_secret_rotation_against_a_local_target(tmp_path
         new_key = (tmp_path / "secrets/unit-local/class_key").read_text().split()[0]
         assert new_key != key and f'class_key = "{new_key}"' in new_text
         assert new_text.split("api_token")[1].split("\n")[0] != text.split("api_token")[1].split("\n")[0]
+
+        # rollout.sh: school by school (one school here); the unit already runs 1.0.0, so nothing changes
+        rollout = run([str(ANSIBLE / "rollout.sh"), str(inventory), "-e", f"edge_wheelhouse={wheelhouse}",
+                       "-e", "edge_wheel=classroom_edge-1.0.0-py3-none-any.whl"])
+        assert rollout.returncode == 0, rollout.stdout[-3000:] + rollout.stderr[-2000:]
+        assert "== school_test" in rollout.stdout and "edge self-update: unchanged" in rollout.stdout
+        stopped = run([str(ANSIBLE / "rollout.sh"), str(inventory), "-e", f"edge_wheelhouse={wheelhouse}",
+                       "-e", "edge_wheel=classroom_edge-2.0.0-py3-none-any.whl"])
+        assert stopped.returncode == 1 and "rollout stopped: school_test failed" in stopped.stderr
+        assert os.readlink(prefix / "current") == "releases/1.0.0"
     finally:
         stop(state / "pids")

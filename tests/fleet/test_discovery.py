@@ -95,10 +95,11 @@ def test_discover_three_units_sorted_with_an_unhealthy_service(ns: NetNs) -> Non
     assert "cache:failing" in lines[3] and lines[3].startswith("Lincoln  Room 14")
 
 
-def test_goodbye_on_stop_removes_the_unit_at_once(ns: NetNs) -> None:
+@pytest.mark.parametrize("front_end", ["thread", "asyncio"])
+def test_goodbye_on_stop_removes_the_unit_at_once(ns: NetNs, front_end: str) -> None:
     watch = ns.python("tests.fleet.zc_watch", "30")
     assert read_json_line(watch.stdout)["event"] == "watching"
-    unit = start_unit(ns, "Room 12", ID1, "18000,18080,18090")
+    unit = start_unit(ns, "Room 12", ID1, "18000,18080,18090", *(["--asyncio"] if front_end == "asyncio" else []))
     added = read_json_line(watch.stdout)
     assert (added["event"], added["name"]) == ("added", f"Room 12 · Lincoln [{ID1[:8]}].{SERVICE_TYPE}")
     t0 = time.monotonic()

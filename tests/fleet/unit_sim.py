@@ -17,7 +17,7 @@ import threading
 from aiohttp import web
 
 from edge.config import parse_config
-from edge.fleet.advertise import Advertiser
+from edge.fleet.advertise import Advertiser, AsyncAdvertiser
 
 
 def health_app(service: str, healthy: bool) -> web.Application:
@@ -40,6 +40,7 @@ def main() -> None:
     ap.add_argument("--no-advertise", action="store_true")
     ap.add_argument("--check-every", type=float, default=10.0)
     ap.add_argument("--version", default="1.2.3")
+    ap.add_argument("--asyncio", action="store_true", help="the asyncio core (async with) instead of the thread")
     args = ap.parse_args()
     web_port, cache_port, mastery_port = (int(p) for p in args.ports.split(","))
     config = parse_config({"unit": {"room": args.room, "school": args.school, "id": args.id,
@@ -55,6 +56,17 @@ def main() -> None:
         loop.run_until_complete(runner.setup())
         loop.run_until_complete(web.TCPSite(runner, "127.0.0.1", port).start())
         runners.append(runner)
+    if args.asyncio:  # the asyncio core, as an aiohttp service would use it, on the health servers' loop
+        async def run_async() -> None:
+            async with AsyncAdvertiser(config, version=args.version, check_every_s=args.check_every) as core:
+                name = core.info.name if core.info is not None else None
+                print(json.dumps({"ready": True, "name": name, "error": None}), flush=True)
+                while not stop.is_set():
+                    await asyncio.sleep(0.2)
+
+        loop.run_until_complete(run_async())
+        print(json.dumps({"stopped": True}), flush=True)
+        return
     threading.Thread(target=loop.run_forever, daemon=True).start()
     with Advertiser(config, version=args.version, check_every_s=args.check_every) as adv:
         name = adv.info.name if adv.info is not None else None
