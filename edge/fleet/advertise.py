@@ -215,8 +215,8 @@ class Advertiser:
             async def main() -> None:
                 try:
                     await self.core.async_start()
-                except (OSError, RuntimeError, TimeoutError) as e:
-                    self.error = f"cannot advertise on the LAN: {e}"
+                except Exception as e:  # no multicast, no address, a zeroconf refusal: the service runs on
+                    self.error = f"cannot advertise on the LAN: {e or type(e).__name__}"
                     log.warning("%s (the unit keeps running without mDNS)", self.error)
                 finally:
                     ready.set()

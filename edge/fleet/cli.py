@@ -22,6 +22,16 @@ def _positive_float(text: str) -> float:
     return value
 
 
+def _count(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a whole number: {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError("must be at least 1")
+    return value
+
+
 def cmd_discover(args: argparse.Namespace) -> int:
     from edge.fleet.discover import discover, format_table
 
@@ -131,7 +141,7 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser], parent: a
     d = fsub.add_parser("discover", parents=[parent], help="list the units on this LAN (mDNS) with their /healthz")
     d.add_argument("--timeout", type=_positive_float, default=3.0, metavar="S",
                    help="how long to listen for units (default 3 s)")
-    d.add_argument("--count", type=int, default=None, metavar="N", help="stop as soon as N units are found")
+    d.add_argument("--count", type=_count, default=None, metavar="N", help="stop as soon as N units are found")
     d.add_argument("--json", action="store_true", help="one JSON array instead of a table")
     d.add_argument("--no-health", action="store_true", help="do not ask the units' /healthz")
     d.set_defaults(func=cmd_discover)

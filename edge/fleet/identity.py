@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import logging
 import re
 import secrets
 from pathlib import Path
@@ -27,6 +28,8 @@ from edge.fsutil import atomic_write
 APP_ID = bytes.fromhex("5c1a0e7d2b8f4c6a9e3d11f04b7a2c58")
 MACHINE_ID = Path("/etc/machine-id")
 _HEX32 = re.compile(r"[0-9a-f]{32}")
+_UNSAVED: dict[str, str] = {}  # ids generated where they could not be written, per fallback path
+log = logging.getLogger(__name__)
 
 
 def app_specific_id(machine_id: str) -> str:
@@ -51,6 +54,14 @@ def unit_id(config: EdgeConfig, machine_id_file: Path = MACHINE_ID) -> str:
             return saved
     except OSError:
         pass
-    new = secrets.token_hex(16)
-    atomic_write(fallback, (new + "\n").encode())
-    return new
+    key = str(fallback)
+    if key not in _UNSAVED:
+        new = secrets.token_hex(16)
+        try:
+            atomic_write(fallback, (new + "\n").encode())
+            return new
+        except OSError as e:
+            # still one id for this process's life (a heartbeat a new unit each time would fill the collector)
+            log.warning("no /etc/machine-id and cannot keep a unit id in %s (%s): set [unit] id", fallback, e)
+            _UNSAVED[key] = new
+    return _UNSAVED[key]

@@ -320,3 +320,19 @@ async def test_metrics_and_healthz_of_the_collector(fleet_config: EdgeConfig, op
             assert resp.status == 200
             health = await resp.json()
         assert (health["status"], health["units"]) == ("ok", 3)
+
+
+async def test_a_real_unit_heartbeat_reaches_the_collector(fleet_config: EdgeConfig, openapi: OpenApi,
+                                                           make_config: Any) -> None:
+    from edge.sync.heartbeat import build_heartbeat, send_heartbeat
+
+    async with collector(fleet_config, openapi, FakeTime()) as c:
+        unit_cfg = make_config(unit={"id": "unit-real", "room": "Room 12", "school": "Lincoln Elementary"},
+                               district={"heartbeat_url": c.base + "/api/v1/heartbeat", "heartbeat_token": LINCOLN})
+        assert await send_heartbeat(unit_cfg, build_heartbeat(unit_cfg)) == 204
+        wrong = make_config(unit={"id": "unit-real", "room": "Room 12", "school": "Adams Middle"},
+                            district={"heartbeat_url": c.base + "/api/v1/heartbeat", "heartbeat_token": LINCOLN})
+        assert await send_heartbeat(wrong, build_heartbeat(wrong)) == 403
+        (u,) = (await c.units())["units"]
+        assert (u["id"], u["room"], u["school"], u["backlog"]) == ("unit-real", "Room 12", "Lincoln Elementary", 0)
+        assert u["ports"] == {"web": 8000, "cache": 8080, "mastery": 8090} and u["disk_free_bytes"] > 0

@@ -36,6 +36,14 @@ def test_unit_id_without_a_machine_id_is_generated_once(make_config: Any, tmp_pa
     assert unit_id(cfg, tmp_path / "missing") == generated
 
 
+def test_unit_id_where_nothing_can_be_written_is_stable_for_the_process(make_config: Any, tmp_path: Path) -> None:
+    blocker = tmp_path / "file"
+    blocker.write_text("")
+    cfg = make_config(unit={"state_dir": str(blocker / "state")})  # under a regular file: cannot be created
+    first = unit_id(cfg, tmp_path / "missing")
+    assert unit_id(cfg, tmp_path / "missing") == first and len(first) == 32
+
+
 def test_faults_name_what_it_should() -> None:
     assert faults({"enabled": True, "last_error": None, "quarantined": 0}, kernel="compiled",
                   disk=(50, 100), synced=True) == []
