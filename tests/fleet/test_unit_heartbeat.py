@@ -102,3 +102,20 @@ async def test_heartbeat_sends_the_district_token_and_follows_no_redirect(make_c
         assert seen[1:] == [("moved", "Bearer lincoln-token-0123456789")]  # never to the redirect's target
     finally:
         await runner.cleanup()
+
+
+def test_edge_config_check(tmp_path: Path) -> None:
+    import subprocess
+    import sys
+
+    good = tmp_path / "edge.toml"
+    good.write_text('[unit]\nroom = "Room 12"\n[fleet.tokens]\n"Lincoln" = "lincoln-token-0123456789"\n')
+    out = subprocess.run([sys.executable, "-m", "edge", "config", "check", str(good)], capture_output=True, text=True,
+                         timeout=60)
+    assert (out.returncode, out.stdout) == (0, f"{good}: ok\n")
+    bad = tmp_path / "bad.toml"
+    bad.write_text("[cache]\nport = 99999\n")
+    out = subprocess.run([sys.executable, "-m", "edge", "config", "check", str(bad)], capture_output=True, text=True,
+                         timeout=60)
+    assert out.returncode == 1
+    assert out.stderr == f"edge: error: {bad}: cache.port: must be a TCP port 0..65535\n"
