@@ -120,12 +120,10 @@ def test_sick_releases_roll_back_and_interrupted_updates_leave_a_working_release
     u = installed
 
     # 1. a release whose services fail their health check: rolled back by itself, and deleted
-    t0 = time.monotonic()
     out = u.update(u.wheel("2.0.0", healthy=False), timeout=3)
     assert out.returncode == 1
     assert out.stderr.startswith("edge: error: release 2.0.0 was not healthy within 3 s (")
     assert "HTTP 503" in out.stderr and "rolled back to 1.0.0, which is healthy again" in out.stderr
-    assert time.monotonic() - t0 < 120
     assert u.current() == "releases/1.0.0" and u.serving() == {"1.0.0"} and u.runs("1.0.0")
     assert u.releases() == ["1.0.0"] and not (u.prefix / "update.json").exists()
     assert (u.state / "restarts.log").read_text().split() == ["1.0.0", "2.0.0", "1.0.0"]
