@@ -6,7 +6,7 @@ RUN_STAMP := $(VENV)/.installed-run
 DEV_STAMP := $(VENV)/.installed-dev
 ARGS   ?=
 
-.PHONY: run test lint bench native kernels browser-deps bench-deps lrs clean
+.PHONY: run test lint bench native kernels browser-deps bench-deps fleet-deps lrs clean
 
 $(PY):
 	$(PYTHON) -m venv $(VENV)
@@ -33,7 +33,7 @@ run: $(RUN_STAMP)
 	$(MAKE) -s kernels
 	$(VENV)/bin/edge run $(ARGS)
 
-test: native browser-deps lrs
+test: native browser-deps fleet-deps lrs
 	$(PY) -m pytest -q $(ARGS)
 
 lint: $(DEV_STAMP)
@@ -52,6 +52,11 @@ bench-deps:
 # Debian's Chromium for the page tests (Playwright's own browser download does not work here).
 browser-deps:
 	command -v chromium >/dev/null || (apt-get update -qq && apt-get install -y -qq chromium >/dev/null)
+
+# Fleet tests: Debian's ansible + ansible-lint (playbook checks and a real local run), avahi (mDNS coexistence).
+fleet-deps:
+	command -v ansible-playbook >/dev/null && command -v ansible-lint >/dev/null && command -v avahi-browse >/dev/null \
+		|| (apt-get update -qq && apt-get install -y -qq ansible ansible-lint avahi-daemon avahi-utils dbus >/dev/null)
 
 # Ralph, a real xAPI LRS, in its own venv (.lrs/venv) for the district-sync tests; never a product dependency.
 lrs:

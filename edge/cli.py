@@ -24,6 +24,7 @@ REGISTRARS = (
     "content_cache.cli",
     "edge.sync.cli",
     "edge.groups.cli",
+    "edge.fleet.cli",
 )
 
 

@@ -90,6 +90,9 @@ class UnitConfig:
     room: str = _checked("Demo room", _name)
     school: str = _checked("", _name)
     state_dir: str = ""  # default: $STATE_DIRECTORY, else ~/.local/state/classroom-edge
+    id: str = _checked("", lambda v: None if re.fullmatch(r"[A-Za-z0-9._-]{0,64}", v) else
+                       "must be at most 64 letters, digits, '.', '_', '-' (empty: derived from /etc/machine-id)")
+    advertise: bool = True  # announce this unit on the LAN with mDNS/DNS-SD (edge.fleet.advertise)
 
 
 @dataclass(frozen=True)
@@ -172,6 +175,7 @@ class DistrictConfig:
     lrs_password: str = ""
     lrs_token: str = ""
     heartbeat_url: str = _checked("", _url("http", "https"))
+    heartbeat_token: str = ""  # the school's district token: `Authorization: Bearer` to heartbeat_url only
     roster_url: str = _checked("", _url("http", "https", "file"))
     batch_size: int = _checked(500, _between(1, 10_000))
     ca_file: str = ""
@@ -179,6 +183,29 @@ class DistrictConfig:
     sync_interval_s: float = _checked(30.0, _between(0, 86400, low_open=True))
     max_requests_per_s: float = _checked(0.0, _between(0, 1000))  # 0 = no limit
     roster_names: bool = False  # keep student names from the roster (never logged); default: ids only
+
+
+def _school_tokens(v: dict[str, str]) -> str | None:
+    for school, token in v.items():
+        if not school or len(school) > 100:
+            return f"school names are 1..100 characters (got {school!r})"
+        if len(token) < 16:
+            return f"the token of {school!r} must be at least 16 characters"
+    if len(set(v.values())) != len(v):
+        return "every school needs its own token (two schools share one)"
+    return None
+
+
+@dataclass(frozen=True)
+class FleetConfig:
+    """The district collector (`edge fleet serve`, on a district server, not on a Pi)."""
+
+    host: str = "0.0.0.0"
+    port: int = _checked(8470, _port)
+    db: str = ""  # default: <state_dir>/fleet/fleet.sqlite3
+    offline_minutes: float = _checked(15.0, _between(0, 7 * 24 * 60, low_open=True))  # silent longer = offline
+    max_units: int = _checked(10_000, _between(1, 1_000_000))
+    tokens: dict[str, str] = field(default_factory=dict, metadata={"check": _school_tokens})  # school -> token
 
 
 @dataclass(frozen=True)
@@ -193,6 +220,7 @@ class EdgeConfig:
     cache: CacheConfig = field(default_factory=CacheConfig)
     mastery: MasteryConfig = field(default_factory=MasteryConfig)
     district: DistrictConfig = field(default_factory=DistrictConfig)
+    fleet: FleetConfig = field(default_factory=FleetConfig)
 
     @property
     def state_dir(self) -> Path:

@@ -51,8 +51,9 @@ def test_watchdog_interval_is_half_the_timeout(monkeypatch: pytest.MonkeyPatch) 
         (["cache", "serve"], "cache", ""),
         (["cache", "serve"], "cache", "workers = 2\n"),
         (["rotation", "serve"], "web", ""),
+        (["fleet", "serve"], "fleet", ""),
     ],
-    ids=["mastery", "cache", "cache-2-workers", "rotation"],
+    ids=["mastery", "cache", "cache-2-workers", "rotation", "fleet"],
 )
 def test_serve_tells_systemd_ready_feeds_the_watchdog_and_stops(tmp_path: Path, command: list[str], section: str,
                                                                 extra: str) -> None:

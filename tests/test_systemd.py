@@ -16,7 +16,7 @@ ANALYZE = shutil.which("systemd-analyze")
 def root(tmp_path: Path) -> Path:
     """A root tree with the image's install location, so verify can check ExecStart."""
     assert ANALYZE, "systemd-analyze is missing: .ci/run installs Debian's systemd package"
-    exe = tmp_path / "opt/classroom-edge/venv/bin/edge"
+    exe = tmp_path / "opt/classroom-edge/current/bin/edge"  # the release layout: releases/<version> + current link
     exe.parent.mkdir(parents=True)
     exe.write_text("#!/bin/sh\n")
     exe.chmod(0o755)
@@ -32,8 +32,8 @@ def verify(root: Path, unit: Path) -> subprocess.CompletedProcess[str]:
 
 
 def test_there_is_one_unit_per_service() -> None:
-    assert [u.name for u in UNITS] == ["classroom-edge-cache.service", "classroom-edge-mastery.service",
-                                       "classroom-edge-rotation.service"]
+    assert [u.name for u in UNITS] == ["classroom-edge-cache.service", "classroom-edge-fleet.service",
+                                       "classroom-edge-mastery.service", "classroom-edge-rotation.service"]
 
 
 @pytest.mark.parametrize("unit", UNITS, ids=lambda u: u.name)

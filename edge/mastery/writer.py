@@ -1,54 +1,28 @@
-"""The group-commit writer: one thread owns the SQLite store; requests queue up and share one fsync.
-
-Whatever arrived while the previous commit was fsyncing goes into the next transaction, so 36 classroom
-Chromebooks cost one fsync per group, not one per request. A request's coroutine returns once its items are
-durable and applied to the mastery state.
-"""
+"""The mastery store's group commit: one thread owns the SQLite store; requests share one fsync, and the new
+evidence they bring is applied to the BKT state in the same step (edge.serving.groupcommit)."""
 
 from __future__ import annotations
 
-import asyncio
-import functools
 import logging
-from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
-from typing import TypeVar
 
 from edge.mastery.model import MasteryState
 from edge.mastery.store import Store, WriteRequest
+from edge.serving.groupcommit import GroupCommit
 
 log = logging.getLogger(__name__)
-T = TypeVar("T")
-MAX_GROUP = 256  # requests per transaction
 
 
-class GroupWriter:
-    """Owns the store's thread; `run_db` runs any store call there, `write` queues for the next group commit."""
+class GroupWriter(GroupCommit[WriteRequest]):
+    """`write(req)` returns once the request is durable and its evidence applied; `run_db` runs any store call."""
 
     def __init__(self, store: Store, state: MasteryState, executor: ThreadPoolExecutor) -> None:
+        super().__init__(self._commit_and_apply, executor, name="mastery-writer")
         self.store = store
         self.state = state
-        self.executor = executor
-        self.queue: asyncio.Queue[tuple[WriteRequest, asyncio.Future[None]]] = asyncio.Queue()
-        self.task: asyncio.Task[None] | None = None
 
-    async def run_db(self, fn: Callable[[], T]) -> T:
-        return await asyncio.get_running_loop().run_in_executor(self.executor, fn)
-
-    def start(self) -> None:
-        self.task = asyncio.create_task(self._loop(), name="mastery-writer")
-
-    async def stop(self) -> None:
-        if self.task is not None:
-            self.task.cancel()
-            await asyncio.gather(self.task, return_exceptions=True)
-            self.task = None
-
-    async def write(self, req: WriteRequest) -> None:
-        """Queue a request for the next group commit; returns once it is durable (and applied)."""
-        fut: asyncio.Future[None] = asyncio.get_running_loop().create_future()
-        await self.queue.put((req, fut))
-        await fut
+    write = GroupCommit.submit
+    run_db = GroupCommit.run
 
     def _commit_and_apply(self, reqs: list[WriteRequest]) -> None:
         self.store.write_group(reqs)
@@ -57,22 +31,3 @@ class GroupWriter:
             replayed = self.state.apply(new, self.store.history)
             if replayed:
                 log.info("late evidence: replayed %d (student, skill) cells", replayed)
-
-    async def _loop(self) -> None:
-        while True:
-            batch = [await self.queue.get()]
-            while not self.queue.empty() and len(batch) < MAX_GROUP:
-                batch.append(self.queue.get_nowait())
-            reqs = [r for r, _ in batch]
-            outcome: BaseException | None = None
-            try:
-                await self.run_db(functools.partial(self._commit_and_apply, reqs))
-            except Exception as e:
-                log.exception("evidence store failed")
-                outcome = e
-            for _, fut in batch:
-                if not fut.done():
-                    if outcome is None:
-                        fut.set_result(None)
-                    else:
-                        fut.set_exception(outcome)

@@ -10,6 +10,7 @@ JSON error shape (405 with its Allow header). Nothing but a bug gives a 500, and
 from __future__ import annotations
 
 import logging
+import re
 import socket
 from collections.abc import Awaitable, Callable, Mapping
 from typing import Any
@@ -43,7 +44,13 @@ async def error_middleware(request: web.Request, handler: Handler) -> web.Stream
         if e.status < 400:
             raise  # redirects and the like pass through
         keep = {k: v for k, v in e.headers.items() if k in ("Allow", "WWW-Authenticate", "Retry-After")}
-        message = e.reason if e.status != 405 else f"method {request.method} is not allowed here"
+        message = e.reason
+        if e.status == 405:
+            message = f"method {request.method} is not allowed here"
+        elif e.status == 413 and (m := re.search(r"Maximum request body size (\d+)", e.text or "")):
+            message = f"request body is larger than {m[1]} bytes"
+        elif e.status == 404:
+            message = f"no such page or API: {request.path}"
         return json_error(e.status, message, headers=keep)
 
 

@@ -1,8 +1,9 @@
 """Heartbeat: the unit's identity and health POSTed to `district.heartbeat_url`, so IT sees units across
 subnets where mDNS does not reach. It carries no student data.
 
-Authorization: the LRS credentials are sent only when the heartbeat URL has the LRS's origin (scheme, host,
-port); the heartbeat never hands LRS secrets to another host.
+Authorization: `district.heartbeat_token` (the school's district token, checked by `edge fleet serve`) as a
+bearer token; without one, the LRS credentials when the heartbeat URL has the LRS's origin (scheme, host,
+port). Redirects are not followed, so neither secret is ever handed to another host.
 """
 
 from __future__ import annotations
@@ -21,6 +22,8 @@ import aiohttp
 
 from edge import __version__
 from edge.config import EdgeConfig
+from edge.fleet.identity import unit_id
+from edge.fleet.unitinfo import unit_health
 from edge.sync.status import sync_status
 from edge.sync.uploader import auth_header, ssl_context
 
@@ -68,20 +71,26 @@ def kernel_kind() -> str:
 
 
 def build_heartbeat(config: EdgeConfig, *, pin_factory: str | None = None, kernel: str | None = None,
-                    backlog: int | None = None) -> dict[str, Any]:
-    """The heartbeat document (JSON-ready). Callers that know better pass `pin_factory`/`kernel`/`backlog`."""
+                    backlog: int | None = None, sync: dict[str, Any] | None = None) -> dict[str, Any]:
+    """The heartbeat document (JSON-ready). Callers that know better pass `pin_factory`/`kernel`/`backlog`
+    and the outbox status `sync` (backlog, oldest unsent, errors)."""
+    if sync is None:
+        sync = sync_status(config)
     if backlog is None:
-        backlog = int(sync_status(config)["backlog"])
+        backlog = int(sync["backlog"])
+    kernel = kernel or kernel_kind()
     return {
-        "unit": {"room": config.unit.room, "school": config.unit.school, "hostname": socket.gethostname()},
+        "unit": {"id": unit_id(config), "room": config.unit.room, "school": config.unit.school,
+                 "hostname": socket.gethostname()},
         "version": __version__,
         "uptime_s": round(time.monotonic() - _STARTED, 1),
         "host_uptime_s": _host_uptime(),
         "cache_bytes": dir_bytes(config.cache_dir),
         "backlog": backlog,
         "pin_factory": pin_factory or config.gpio.pin_factory or os.environ.get("GPIOZERO_PIN_FACTORY") or "auto",
-        "kernel": kernel or kernel_kind(),
+        "kernel": kernel,
         "sent_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+        **unit_health(config, sync, kernel),
     }
 
 
@@ -96,12 +105,14 @@ async def send_heartbeat(config: EdgeConfig, document: dict[str, Any], *, timeou
     if not d.heartbeat_url:
         raise ValueError("no district.heartbeat_url")
     headers = {"Content-Type": "application/json"}
-    if d.lrs_url and same_origin(d.heartbeat_url, d.lrs_url) and (auth := auth_header(d)) is not None:
+    if d.heartbeat_token:
+        headers["Authorization"] = f"Bearer {d.heartbeat_token}"
+    elif d.lrs_url and same_origin(d.heartbeat_url, d.lrs_url) and (auth := auth_header(d)) is not None:
         headers["Authorization"] = auth
     ctx: ssl.SSLContext | bool = ssl_context(d) if d.heartbeat_url.startswith("https://") else False
     timeout = aiohttp.ClientTimeout(total=timeout_s)
     async with aiohttp.ClientSession(timeout=timeout, trust_env=False) as session, \
-            session.post(d.heartbeat_url, json=document, headers=headers, ssl=ctx) as resp:
+            session.post(d.heartbeat_url, json=document, headers=headers, ssl=ctx, allow_redirects=False) as resp:
         await resp.read()
         if resp.status >= 300:
             log.warning("heartbeat: district answered %d", resp.status)

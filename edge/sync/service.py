@@ -69,8 +69,8 @@ class SyncService:
             return
         while not stop.is_set():
             try:
-                backlog = int(self.outbox.status()["backlog"])
-                await send_heartbeat(self.config, build_heartbeat(self.config, backlog=backlog))
+                status = sync_status(self.config, self.outbox)
+                await send_heartbeat(self.config, build_heartbeat(self.config, sync=status))
             except (aiohttp.ClientError, TimeoutError, OSError) as e:
                 log.warning("heartbeat failed: %s", type(e).__name__)
             with contextlib.suppress(TimeoutError):
