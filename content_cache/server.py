@@ -16,6 +16,7 @@ from aiohttp import web
 
 from content_cache.admin import add_admin_routes
 from content_cache.download import Download
+from content_cache.ops import cache_health
 from content_cache.origins import effective_origins
 from content_cache.paths import Target, resolve_target
 from content_cache.responses import send_body
@@ -25,7 +26,7 @@ from content_cache.streaming import stream
 from content_cache.workerstats import PUBLISH_INTERVAL_S
 from edge.config import EdgeConfig
 from edge.exc import RequestError
-from edge.serving.aio import error_middleware, json_error, start_site
+from edge.serving.aio import add_health, error_middleware, json_error, start_site
 
 log = logging.getLogger(__name__)
 
@@ -169,6 +170,7 @@ def make_app(config: EdgeConfig, *, worker: int | None = None) -> web.Applicatio
     app[SERVICE] = svc
     h = Handlers(svc)
     add_admin_routes(app, svc, config.cache.admin_token)
+    add_health(app, cache_health(config, svc))
     app.router.add_get("/", h.index)
     app.router.add_route("*", "/{tail:.+}", h.get)
 

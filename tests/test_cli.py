@@ -74,28 +74,6 @@ def test_debug_shows_the_traceback(tmp_path: Path) -> None:
     assert out.returncode == 1 and "Traceback" in out.stderr
 
 
-def test_doctor_reports_the_pin_factory(tmp_path: Path) -> None:
-    cfg = tmp_path / "edge.toml"
-    cfg.write_text(f'[unit]\nstate_dir = "{tmp_path}/state"\n')
-    out = edge("doctor", "--config", str(cfg))
-    assert out.returncode == 0, out.stderr
-    assert "pin factory: MockFactory" in out.stdout
-    assert "BKT kernel: compiled (Cython)" in out.stdout
-    assert "district sync: off" in out.stdout
-
-
-def test_doctor_on_a_host_without_gpio_warns_and_falls_back(tmp_path: Path) -> None:
-    cfg = tmp_path / "edge.toml"
-    cfg.write_text(f'[unit]\nstate_dir = "{tmp_path}/state"\n')
-    env = {k: v for k, v in os.environ.items() if k != "GPIOZERO_PIN_FACTORY"}
-    out = subprocess.run([sys.executable, "-m", "edge", "doctor", "--config", str(cfg)], capture_output=True,
-                         text=True, timeout=60, env=env)
-    assert out.returncode == 0, out.stderr
-    assert "MockFactory (fallback: this host has no GPIO)" in out.stdout
-    assert out.stderr.count("no GPIO on this host") >= 1
-    assert "PinFactoryFallback" not in out.stderr
-
-
 def test_save_list_delete_plans(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     cfg = tmp_path / "edge.toml"
     cfg.write_text(f'[unit]\nstate_dir = "{tmp_path}/state"\n')

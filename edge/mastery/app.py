@@ -17,13 +17,15 @@ from edge.config import EdgeConfig
 from edge.exc import RequestError
 from edge.mastery import api, intake
 from edge.mastery.lessons import activity_skills as lesson_activity_skills
+from edge.mastery.ops import mastery_health
 from edge.mastery.service import MASTERY, Mastery
 from edge.mastery.xapi import AUTH_USER, XAPI_VERSION
-from edge.serving.aio import Handler, error_middleware, start_site
+from edge.serving.aio import Handler, add_health, error_middleware, start_site
 from edge.serving.auth import basic_ok
 from edge.serving.lifecycle import serve_async
 
 log = logging.getLogger(__name__)
+OPEN_PATHS = frozenset({"/healthz", "/metrics"})
 
 
 @web.middleware
@@ -41,6 +43,8 @@ async def xapi_version_middleware(request: web.Request, handler: Handler) -> web
 
 @web.middleware
 async def auth_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
+    if request.path in OPEN_PATHS:  # /healthz is open; /metrics checks the API token itself
+        return await handler(request)
     key = request.app[MASTERY].config.mastery.class_key
     if not key:
         raise RequestError(503, "mastery.class_key is not set in edge.toml: evidence and mastery are refused "
@@ -62,9 +66,12 @@ def make_app(config: EdgeConfig, activity_skills: Mapping[str, str] | None = Non
     `activity_skills` maps lesson activity ids to skills (default: the manifests in `mastery.manifests`);
     statements may also name their skill in context (see edge.mastery.xapi).
     """
+    health, metrics = mastery_health(config, lambda: None if MASTERY in app and app[MASTERY].writer.running
+                                     else "the store's writer is not running")
     app = web.Application(client_max_size=intake.MAX_BODY,
-                          middlewares=[error_middleware, xapi_version_middleware, auth_middleware])
+                          middlewares=[error_middleware, metrics.middleware, xapi_version_middleware, auth_middleware])
     skills_map = dict(activity_skills) if activity_skills is not None else lesson_activity_skills(config)
+    add_health(app, health)
 
     async def lifecycle(app: web.Application) -> AsyncIterator[None]:
         app[MASTERY] = await Mastery.open(config, skills_map)

@@ -14,8 +14,6 @@ from edge.rotation.service import RotationService
 from edge.rotation.status_line import status_line
 from edge.serving.lifecycle import serve_threaded
 
-LOOP_STALL_S = 5.0  # the rotation loop runs at least once a second; silent longer than this means it hangs
-
 
 class StatusPrinter(logging.Filter):
     """Rewrites one line in place on a terminal; in a log, prints a line per phase change.
@@ -81,6 +79,6 @@ def run_console(rotation: RotationService, plan: Plan | None, stopping: threadin
 
     try:
         printer.tick()
-        serve_threaded(stopping, tick=tick, interval=interval_s, healthy=lambda: rotation.loop_age() < LOOP_STALL_S)
+        serve_threaded(stopping, tick=tick, interval=interval_s, healthy=lambda: rotation.loop_stalled() is None)
     finally:
         printer.close()

@@ -13,8 +13,6 @@ from edge.rotation.service import RotationService
 from edge.rotation.web.server import start_pages
 from edge.serving.lifecycle import serve_threaded, stop_on_signal
 
-LOOP_STALL_S = 5.0  # the loop runs at least once a second; longer than this silent means it hangs
-
 
 def serve(config: EdgeConfig) -> int:
     with stop_on_signal() as stopping, RotationService(config) as rotation, start_pages(config, rotation) as pages, \
@@ -23,6 +21,6 @@ def serve(config: EdgeConfig) -> int:
         pin_note = "" if config.web.teacher_pin else " (no teacher_pin set: teacher control is disabled)"
         print(f"edge: pages on {pages.url}/ (board {pages.url}/board, teacher {pages.url}/teacher){pin_note}; "
               f"pins: {rotation.devices.factory_name}", flush=True)
-        serve_threaded(stopping, healthy=lambda: rotation.loop_age() < LOOP_STALL_S)
+        serve_threaded(stopping, healthy=lambda: rotation.loop_stalled() is None)
     print("edge: stopped", flush=True)
     return 0

@@ -12,6 +12,8 @@ import time
 from collections.abc import Callable
 from datetime import datetime
 
+from prometheus_client import Histogram
+
 from edge.clock import Clock, SystemClock
 from edge.config import EdgeConfig
 from edge.cues.driver import ButtonActions, CueDriver, Devices, open_devices
@@ -25,6 +27,9 @@ from edge.rotation.store import PlanStore
 
 log = logging.getLogger(__name__)
 BELL_CHECK_S = 1.0
+LOOP_STALL_S = 5.0  # the loop runs at least once a second; silent longer than this means it hangs
+# deadline -> cue on the pins, in seconds (the target is p99 < 20 ms on a loaded Pi)
+CUE_LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.02, 0.05, 0.1, 0.25, 1.0)
 
 
 def cue_for(snap: Snapshot) -> str:
@@ -40,13 +45,16 @@ class RotationService(Resource):
     def __init__(self, config: EdgeConfig, clock: Clock | None = None, devices: Devices | None = None) -> None:
         self.config = config
         self.clock: Clock = clock or SystemClock()
-        self.engine = Engine(self.clock, JsonStateFile(config.state_dir / "rotation.json"),
-                             quiet=config.rotation.quiet)
+        self.state_file = JsonStateFile(config.state_dir / "rotation.json")
+        self.engine = Engine(self.clock, self.state_file, quiet=config.rotation.quiet)
         self.plans = PlanStore(config.plans_dir)
         self.devices = devices or open_devices(config.gpio, config.source)
         self.driver = CueDriver(self.devices, self.clock)
         self.button = ButtonActions(self.devices.button, self.clock, self.button_action,
                                     config.gpio.hold_seconds, config.gpio.quiet_hold_seconds)
+        self.cue_latency = Histogram("classroom_edge_cue_latency_seconds", "From a phase deadline to its cue on "
+                                     "the pins", buckets=CUE_LATENCY_BUCKETS, registry=None)
+        self._waiting_for: float | None = None  # the phase deadline the loop sleeps until
         self._wake = threading.Event()
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
@@ -101,15 +109,24 @@ class RotationService(Resource):
 
     def run_once(self) -> float | None:
         """Apply everything due now; returns when the loop must next run (monotonic), None if idle."""
-        self.engine.tick()
+        due = self._waiting_for
+        if self.engine.tick() and due is not None:  # the boundary we waited for passed: its cue shows now
+            self.cue_latency.observe(max(0.0, self.clock.monotonic() - due))
         self.driver.step()
         self.check_bell()
-        times = [t for t in (self.engine.next_deadline(), self.driver.next_change()) if t is not None]
+        self._waiting_for = self.engine.next_deadline()
+        times = [t for t in (self._waiting_for, self.driver.next_change()) if t is not None]
         return min(times) if times else None
 
     def loop_age(self) -> float:
         """Real seconds since the loop thread last ran (the systemd watchdog is fed only while this is small)."""
         return time.monotonic() - self._last_loop
+
+    def loop_stalled(self) -> str | None:
+        """Why the loop thread is not keeping time (None while it runs, or when it was never started)."""
+        if self._thread is not None and self.loop_age() > LOOP_STALL_S:
+            return f"the rotation loop has not run for {self.loop_age():.0f} s"
+        return None
 
     def _loop(self) -> None:
         while not self._stop.is_set():

@@ -19,6 +19,7 @@ from aiohttp import web
 
 from edge.exc import ListenError, RequestError
 from edge.serving.errors import error_body, request_error_body
+from edge.serving.health import CONTENT_TYPE, Health
 
 log = logging.getLogger(__name__)
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
@@ -103,3 +104,26 @@ async def start_site(app: web.Application, host: str, port: int, *, reuse_port: 
         sock.close()
         raise
     return runner
+
+
+HEALTH: web.AppKey[Health] = web.AppKey("edge.health", Health)
+
+
+async def _healthz(request: web.Request) -> web.StreamResponse:
+    status, body = request.app[HEALTH].report()
+    return web.json_response(body, status=status, headers={"Cache-Control": "no-store"})
+
+
+async def _metrics(request: web.Request) -> web.StreamResponse:
+    health = request.app[HEALTH]
+    if not health.metrics_allowed(request.headers.get("Authorization")):
+        raise RequestError(401, "metrics need Authorization: Bearer <the api_token>", key="Authorization",
+                           headers={"WWW-Authenticate": 'Bearer realm="classroom-edge metrics"'})
+    return web.Response(body=health.exposition(), headers={"Content-Type": CONTENT_TYPE})
+
+
+def add_health(app: web.Application, health: Health) -> None:
+    """GET /healthz and GET /metrics on `app` (edge.serving.health)."""
+    app[HEALTH] = health
+    app.router.add_get("/healthz", _healthz)
+    app.router.add_get("/metrics", _metrics)

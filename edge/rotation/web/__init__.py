@@ -25,9 +25,10 @@ from edge.fsutil import atomic_write
 from edge.rotation.periods import PeriodStore
 from edge.rotation.service import RotationService
 from edge.rotation.status_line import clock_text
-from edge.rotation.web import api, auth, pages
+from edge.rotation.web import api, auth, ops, pages
 from edge.rotation.web.context import EXT, WebContext
 from edge.rotation.web.openapi import SESSION_COOKIE
+from edge.rotation.web.ops import rotation_health
 from edge.rotation.web.ratelimit import FailureLimiter
 from edge.rotation.web.sessions import SessionRegistry
 from edge.serving import jsontext
@@ -49,7 +50,10 @@ def _secret_key(state_dir: Path) -> bytes:
     except FileNotFoundError:
         pass
     key = secrets.token_bytes(32)
-    atomic_write(path, key, mode=0o600)  # never readable by others, not even for a moment
+    try:
+        atomic_write(path, key, mode=0o600)  # never readable by others, not even for a moment
+    except OSError as e:  # a read-only state dir: the pages still serve (sessions end at the next restart)
+        log.error("cannot save the session key to %s: %s", path, e.strerror)
     return key
 
 
@@ -97,11 +101,13 @@ def create_app(config: EdgeConfig, rotation: RotationService) -> Flask:
     )
     context = WebContext(config=config, rotation=rotation, plans=rotation.plans,
                          periods=PeriodStore(config.state_dir), limiter=FailureLimiter(rotation.clock.time),
-                         sessions=SessionRegistry(config.state_dir))
+                         sessions=SessionRegistry(config.state_dir),
+                         health=rotation_health(rotation, config.web.api_token))
     app.extensions[EXT] = context
     app.register_blueprint(pages.bp)
     app.register_blueprint(auth.bp)
     app.register_blueprint(api.bp)
+    app.register_blueprint(ops.bp)
     app.jinja_env.globals.update(csrf_token=auth.csrf_token, clock_text=clock_text, room=config.unit.room,
                                  teacher_logged_in=lambda: auth.session_state() == "ok")
 

@@ -8,12 +8,15 @@ so teachers stay logged in across a restart; at most MAX_SESSIONS, the oldest fo
 from __future__ import annotations
 
 import json
+import logging
 import secrets
 import threading
 from pathlib import Path
 from typing import Literal
 
 from edge.fsutil import atomic_write
+
+log = logging.getLogger(__name__)
 
 FILE_NAME = "web-sessions.json"
 MAX_SESSIONS = 64
@@ -38,7 +41,10 @@ class SessionRegistry:
 
     def _save(self) -> None:
         data = {sid: [since, pin] for sid, (since, pin) in self._sessions.items()}
-        atomic_write(self.path, json.dumps(data).encode(), mode=0o600)
+        try:
+            atomic_write(self.path, json.dumps(data).encode(), mode=0o600)
+        except OSError as e:  # read-only or full: sessions hold in memory until the next restart
+            log.error("cannot save the teacher sessions to %s: %s", self.path, e.strerror)
 
     def create(self, since: float, pin_fingerprint: str) -> str:
         """A new session id for a teacher who just entered the PIN."""
