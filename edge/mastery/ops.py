@@ -5,8 +5,8 @@ from __future__ import annotations
 
 import sqlite3
 import time
-from datetime import datetime
 from collections.abc import Iterator
+from datetime import datetime
 
 from aiohttp import web
 from prometheus_client import Counter, Histogram
