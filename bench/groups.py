@@ -22,9 +22,9 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from edge.exc import GroupingError
-from edge.groups import solve
-from edge.groups.model import Constraints, Options, StudentScore
-from edge.groups.propose import propose
+from edge.rotation.groups import solve
+from edge.rotation.groups.model import Constraints, Options, StudentScore
+from edge.rotation.groups.propose import propose
 from edge.rotation.plan import Group, Plan, Station
 
 SEED = 20260314

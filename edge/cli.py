@@ -23,7 +23,7 @@ REGISTRARS = (
     "edge.mastery.cli",
     "content_cache.cli",
     "edge.sync.cli",
-    "edge.groups.cli",
+    "edge.rotation.groups.cli",
     "edge.fleet.cli",
 )
 

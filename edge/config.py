@@ -152,6 +152,18 @@ class CacheConfig:
 
 
 @dataclass(frozen=True)
+class GroupsConfig:
+    """Regrouping by mastery (edge.rotation.groups): the defaults a teacher can change per proposal."""
+
+    min_size: int = _checked(3, _between(1, 40))
+    max_size: int = _checked(6, _between(1, 40))
+    margin: float = _checked(0.05, _between(0, 0.5))  # keep students this close to a boundary where they are
+    mode: str = _checked("homogeneous", lambda v: None if v in ("homogeneous", "mixed")
+                         else "must be homogeneous or mixed")
+    min_evidence: int = _checked(3, _between(0, 10_000))  # fewer opportunities = thin: not placed by score
+
+
+@dataclass(frozen=True)
 class MasteryConfig:
     host: str = "0.0.0.0"
     port: int = _checked(8090, _port)
@@ -220,6 +232,7 @@ class EdgeConfig:
     cache: CacheConfig = field(default_factory=CacheConfig)
     mastery: MasteryConfig = field(default_factory=MasteryConfig)
     district: DistrictConfig = field(default_factory=DistrictConfig)
+    groups: GroupsConfig = field(default_factory=GroupsConfig)
     fleet: FleetConfig = field(default_factory=FleetConfig)
 
     @property
@@ -338,6 +351,8 @@ def _validate_whole(cfg: EdgeConfig) -> None:
     for i, period in enumerate(cfg.rotation.periods):
         if not period.plan:
             raise ConfigError(file, f"rotation.periods[{i}].plan", "missing (the saved plan to start)")
+    if cfg.groups.min_size > cfg.groups.max_size:
+        raise ConfigError(file, "groups.min_size", f"must not be larger than groups.max_size ({cfg.groups.max_size})")
     d = cfg.district
     if d.lrs_token and (d.lrs_user or d.lrs_password):
         raise ConfigError(file, "district.lrs_token", "give either lrs_token or lrs_user + lrs_password")

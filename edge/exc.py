@@ -13,8 +13,8 @@ from edge_native import NativeFallbackWarning
 
 __all__ = [
     "ConfigError", "EdgeError", "EventsFileError", "GroupingError", "ListenError", "ManifestError",
-    "NativeFallbackWarning", "NoGPIOWarning", "PlanError", "PlanErrors", "RequestError", "RosterError",
-    "RotationError", "StateError", "StatementError", "TargetError", "UpstreamError",
+    "MasteryUnavailable", "NativeFallbackWarning", "NoGPIOWarning", "PlanError", "PlanErrors", "RequestError",
+    "RosterError", "RotationError", "StateError", "StatementError", "TargetError", "UpstreamError",
 ]
 
 
@@ -124,6 +124,10 @@ class EventsFileError(EdgeError, ValueError):
 class GroupingError(EdgeError, ValueError):
     """Input a regrouping proposal cannot be made from (bad bounds, unknown skill, impossible sizes, conflicting
     constraints)."""
+
+
+class MasteryUnavailable(GroupingError):
+    """The mastery service did not answer (the regrouping page reads mastery from it over HTTP)."""
 
 
 class NoGPIOWarning(UserWarning):

@@ -8,15 +8,18 @@ Views raise RequestError; the app answers it in the one JSON error shape (edge.s
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from typing import Any
 
 from flask import Blueprint, Response, jsonify, request, url_for
 
-from edge.exc import ConfigError, EdgeError, PlanError, RequestError, RotationError
+from edge.exc import ConfigError, EdgeError, GroupingError, MasteryUnavailable, PlanError, RequestError, RotationError
 from edge.rotation.engine import ACTIONS
+from edge.rotation.groups.model import defaults
 from edge.rotation.periods import parse_periods, period_json, periods_starting
 from edge.rotation.plan import Plan, parse_plan
 from edge.rotation.store import slug
+from edge.rotation.web import regroup
 from edge.rotation.web.auth import api_authorise
 from edge.rotation.web.context import ctx
 from edge.rotation.web.openapi import spec
@@ -187,3 +190,52 @@ def periods_put() -> Response:
         c.periods.save(periods)
     return jsonify({"periods": [period_json(p) for p in periods],
                     "config_periods": [period_json(p) for p in c.config.rotation.periods]})
+
+
+# -- regrouping by mastery -------------------------------------------------------------------------------------
+
+def _grouping(fn: Callable[[], Response]) -> Response:
+    """A regrouping call: bad parameters are a 422 naming them, a silent mastery service a 503."""
+    try:
+        return fn()
+    except MasteryUnavailable as e:
+        raise RequestError(503, str(e), key="mastery") from None
+    except GroupingError as e:
+        raise RequestError(422, f"cannot group: {e}", reason=str(e)) from None
+
+
+@bp.get("/groups/proposal")
+def groups_proposal() -> Response:
+    c = ctx()
+    return _grouping(lambda: jsonify(regroup.make_proposal(c, regroup.parse_request(request.args, defaults(
+        c.config)))[0].to_json()))
+
+
+@bp.post("/groups")
+def groups_apply() -> Response:
+    c = ctx()
+    body = _body()
+
+    def run() -> Response:
+        req = regroup.parse_request({k: v for k, v in body.items() if k != "groups"}, defaults(c.config))
+        raw = body.get("groups")
+        if not isinstance(raw, list) or not all(isinstance(g, dict) and isinstance(g.get("name"), str)
+                                                and isinstance(g.get("students"), list) for g in raw):
+            raise GroupingError("groups must be a list of {name, students}")
+        groups = [(g["name"], [str(x) for x in g["students"]]) for g in raw]
+        plan, gid, final = regroup.apply(c, req, groups)
+        return jsonify({"grouping": gid, "plan": plan_json(plan), "proposal": final.to_json()})
+
+    return _grouping(run)
+
+
+@bp.get("/groups/history")
+def groups_history() -> Response:
+    c = ctx()
+    skill = request.args.get("skill") or None
+
+    def run() -> Response:
+        records, change = regroup.history(c, skill)
+        return jsonify({"groupings": records, "change_since_last": [x.to_json() for x in change]})
+
+    return _grouping(run)

@@ -45,6 +45,7 @@ CROSS_FIELD_RULES = (
     "must not contain control or text-direction characters",  # also unassigned and private-use code points
     "must match the name in the URL",  # PUT /plans/{name}
     "there is no saved plan called",  # a period starts a saved plan
+    "cannot group",  # /groups: the class cannot be split so (sizes, G, constraints), no such plan or skill
 )
 NUM = {"type": "number"}
 NULLABLE_NUM = {"type": ["number", "null"]}
@@ -145,6 +146,69 @@ SCHEMAS: dict[str, Any] = {
                        "config_periods": {"type": "array", "items": _ref("Period"),
                                           "description": "from edge.toml; read-only here"}},
     },
+    "Proposal": {
+        "type": "object", "additionalProperties": False,
+        "required": ["skill", "mode", "groups", "thin", "moved", "sse", "kept", "absent", "teacher_group", "scores"],
+        "properties": {
+            "skill": {"type": "string"}, "mode": {"enum": ["homogeneous", "mixed"]},
+            "groups": {"type": "array", "items": {
+                "type": "object", "additionalProperties": False,
+                "required": ["name", "students", "mean_p_known", "first_station"],
+                "properties": {"name": {"type": "string"}, "students": {"type": "array", "items": {"type": "string"}},
+                               "mean_p_known": {"type": ["number", "null"], "minimum": 0, "maximum": 1},
+                               "first_station": {"type": ["string", "null"],
+                                                 "description": "where the group starts (round 1)"}}}},
+            "thin": {"type": "array", "items": {"type": "string"},
+                     "description": "too little evidence to place by score: send them to the online station first"},
+            "moved": {"type": "array", "items": {
+                "type": "object", "additionalProperties": False, "required": ["student", "from", "to"],
+                "properties": {"student": {"type": "string"}, "from": {"type": "string"}, "to": {"type": "string"}}}},
+            "sse": {**NUM, "minimum": 0, "description": "within-group sum of squared deviations of P(known)"},
+            "kept": {"type": "array", "items": {"type": "string"}},
+            "absent": {"type": "array", "items": {"type": "string"}},
+            "teacher_group": {"type": ["string", "null"], "description": "the lowest-mean group, at the teacher "
+                                                                          "station in round 1"},
+            "scores": {"type": "object", "additionalProperties": {
+                "type": "object", "additionalProperties": False, "required": ["p_known", "n"],
+                "properties": {"p_known": {"type": ["number", "null"]}, "n": {"type": "integer", "minimum": 0}}}},
+        },
+    },
+    "GroupsApply": {
+        "type": "object", "required": ["plan", "groups"], "additionalProperties": False,
+        "description": "The proposal's parameters (as the query of /groups/proposal) and the teacher's groups: every "
+                       "student of the proposal in exactly one group.",
+        "properties": {
+            "plan": _name(), "skill": _name(limits.SKILL_MAX),
+            "groups": {"type": "array", "minItems": 1, "maxItems": limits.GROUPS_MAX, "items": {
+                "type": "object", "required": ["name", "students"], "additionalProperties": False,
+                "properties": {"name": _name(), "students": {"type": "array", "minItems": 1,
+                                                              "maxItems": limits.MEMBERS_MAX,
+                                                              "items": _name(limits.STUDENT_ID_MAX)}}}},
+            "mode": {"enum": ["homogeneous", "mixed"]},
+            "min_size": {"type": "integer", "minimum": 1, "maximum": 40},
+            "max_size": {"type": "integer", "minimum": 1, "maximum": 40},
+            "margin": {**NUM, "minimum": 0, "maximum": 0.5},
+            "pins": {"type": "array", "maxItems": 500, "items": {"type": "string", "description": "STUDENT=GROUP"}},
+            "apart": {"type": "array", "maxItems": 1000, "items": {"type": "string", "description": "A,B"}},
+            "absent": {"type": "array", "maxItems": 500, "items": _name(limits.STUDENT_ID_MAX)},
+        },
+    },
+    "Applied": {
+        "type": "object", "required": ["grouping", "plan", "proposal"], "additionalProperties": False,
+        "properties": {"grouping": {"type": "integer", "description": "its id in the history"},
+                       "plan": _ref("Plan"), "proposal": _ref("Proposal")},
+    },
+    "GroupsHistory": {
+        "type": "object", "required": ["groupings", "change_since_last"], "additionalProperties": False,
+        "properties": {
+            "groupings": {"type": "array", "items": {"type": "object"}, "description": "newest first"},
+            "change_since_last": {"type": "array", "items": {
+                "type": "object", "description": "per group of the last grouping: its mean P(known) then and now",
+                "properties": {"name": {"type": "string"}, "teacher_table": {"type": "boolean"},
+                               "mean_then": {"type": ["number", "null"]}, "mean_now": {"type": ["number", "null"]},
+                               "change": {"type": ["number", "null"]}}}},
+        },
+    },
 }
 
 RESPONSES = {
@@ -155,6 +219,7 @@ RESPONSES = {
     "Conflict": _json(_ref("Error"), "the action does not apply now (e.g. pause when idle), the name is taken, or "
                                      "a bell period starts the plan"),
     "Invalid": _json(_ref("Error"), "validation failed; key and reason name the problem"),
+    "Unavailable": _json(_ref("Error"), "the mastery service does not answer (regrouping reads it)"),
 }
 AUTHED = {"401": _err("Unauthorized"), "403": _err("Forbidden")}
 
@@ -206,6 +271,32 @@ def spec() -> dict[str, Any]:
                                     "content": {"application/json": {"schema": _ref("Periods")}}},
                     "responses": {"200": _json(_ref("Periods"), "saved"), "400": _err("BadRequest"),
                                   "422": _err("Invalid"), **AUTHED}}},
+        "/groups/proposal": {"get": {
+            "operationId": "groups_proposal", "tags": ["groups"],
+            "summary": "groups for a saved plan from the mastery service's estimates (not applied)",
+            "description": "Refused (422, 'cannot group: ...') when the class cannot be split that way: no such "
+                           "plan, no skill, sizes or G the class cannot fill, constraints that cannot all hold.",
+            "parameters": [
+                {"name": "plan", "in": "query", "required": True, "schema": _name()},
+                {"name": "skill", "in": "query", "schema": _name(limits.SKILL_MAX)},
+                {"name": "groups", "in": "query", "schema": {"type": "integer", "minimum": 1, "maximum": 40}},
+                {"name": "min_size", "in": "query", "schema": {"type": "integer", "minimum": 1, "maximum": 40}},
+                {"name": "max_size", "in": "query", "schema": {"type": "integer", "minimum": 1, "maximum": 40}},
+                {"name": "margin", "in": "query", "schema": {**NUM, "minimum": 0, "maximum": 0.5}},
+                {"name": "mode", "in": "query", "schema": {"enum": ["homogeneous", "mixed"]}}],
+            "responses": {"200": _json(_ref("Proposal"), "the proposal"), "422": _err("Invalid"),
+                          "503": _err("Unavailable"), **AUTHED}}},
+        "/groups": {"post": {
+            "operationId": "groups_apply", "tags": ["groups"],
+            "summary": "write the teacher's groups into the saved plan (they take effect at its next start)",
+            "requestBody": {"required": True, "content": {"application/json": {"schema": _ref("GroupsApply")}}},
+            "responses": {"200": _json(_ref("Applied"), "applied and recorded"), "400": _err("BadRequest"),
+                          "422": _err("Invalid"), "503": _err("Unavailable"), **AUTHED}}},
+        "/groups/history": {"get": {
+            "operationId": "groups_history", "tags": ["groups"],
+            "parameters": [{"name": "skill", "in": "query", "schema": _name(limits.SKILL_MAX)}],
+            "responses": {"200": _json(_ref("GroupsHistory"), "applied groupings and the change since the last"),
+                          "503": _err("Unavailable"), **AUTHED}}},
         "/openapi.json": {"get": {
             "operationId": "openapi", "tags": ["meta"], "security": [],
             "responses": {"200": {"description": "this document",

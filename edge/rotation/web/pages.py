@@ -15,11 +15,14 @@ from werkzeug.wrappers import Response as BaseResponse
 
 from edge import limits
 from edge.config import WEEKDAYS
-from edge.exc import ConfigError, EdgeError, PlanError, PlanErrors, RotationError
+from edge.exc import ConfigError, EdgeError, GroupingError, MasteryUnavailable, PlanError, PlanErrors, RotationError
 from edge.rotation.engine import ACTIONS
+from edge.rotation.groups.model import defaults
+from edge.rotation.groups.sources import focus_skills
 from edge.rotation.periods import parse_periods, periods_starting
 from edge.rotation.plan import KINDS, parse_plan
 from edge.rotation.store import slug
+from edge.rotation.web import regroup
 from edge.rotation.web.auth import teacher_required
 from edge.rotation.web.context import ctx
 from edge.rotation.web.forms import KIND_LABELS, Form, periods_form, periods_from_form, plan_form, plan_from_form
@@ -178,3 +181,61 @@ def periods_editor() -> BaseResponse | str | tuple[str, int]:
 def _periods_page(form: Form, plan_names: list[str]) -> str:
     return render_template("periods.html", form=form, plan_names=plan_names, weekdays=WEEKDAYS,
                            config_periods=ctx().config.rotation.periods)
+
+
+# -- regroup by mastery ---------------------------------------------------------------------------------------
+
+REGROUP_FIELDS = ("plan", "skill", "groups", "min_size", "max_size", "mode", "margin", "min_evidence")
+
+
+@bp.route("/teacher/regroup", methods=["GET"])
+@teacher_required
+def regroup_page() -> str | tuple[str, int]:
+    c = ctx()
+    plans = c.plans.plans()
+    args = {k: v for k, v in request.args.items() if k in REGROUP_FIELDS and v}
+    view: dict[str, Any] = {"plans": plans, "args": args, "proposal": None, "error": None, "skills": [],
+                            "names": regroup.display_names(c), "history": [], "change": [], "apart": ""}
+    if "plan" not in args:
+        return render_template("regroup.html", **view)
+    try:
+        plan = regroup.saved_plan(c, args["plan"])
+        view["skills"] = focus_skills(c.config, plan)
+        if request.args.get("previous"):  # the page's own cards: constraints from their checkboxes
+            previous = regroup.form_groups(request.args, request.args.getlist("student"),
+                                           [g.name for g in plan.groups])
+            args = {**args, **regroup.form_constraints(request.args, previous)}
+            view["apart"] = request.args.get("apart", "")
+        req = regroup.parse_request(args, defaults(c.config))
+        proposal, _ = regroup.make_proposal(c, req)
+        view["proposal"] = proposal
+        view["pins"] = dict(req.constraints.pins)
+        view["history"], view["change"] = regroup.history(c, proposal.skill, limit=5)
+    except GroupingError as e:
+        view["error"] = str(e)
+        return render_template("regroup.html", **view), 503 if isinstance(e, MasteryUnavailable) else 422
+    return render_template("regroup.html", **view)
+
+
+@bp.post("/teacher/regroup/apply")
+@teacher_required
+def regroup_apply() -> BaseResponse | tuple[str, int]:
+    c = ctx()
+    form = request.form
+    try:
+        args = {k: v for k, v in form.items() if k in REGROUP_FIELDS and v}
+        plan = regroup.saved_plan(c, args.get("plan", ""))
+        names = [g.name for g in plan.groups]
+        chosen = regroup.form_groups(form, form.getlist("student"), names)
+        req = regroup.parse_request({**args, **regroup.form_constraints(form, chosen)}, defaults(c.config))
+        groups = [(name, [s for s, g in chosen.items() if g == name]) for name in names]
+        new_plan, gid, final = regroup.apply(c, req, [(n, m) for n, m in groups if m])
+    except GroupingError as e:
+        flash(f"Not applied: {e}.", "error")
+        back: dict[str, Any] = {k: v for k, v in form.items() if k in REGROUP_FIELDS}
+        return redirect(url_for("pages.regroup_page", **back))
+    moved = len(final.moved)
+    flash(f"Applied to {new_plan.name!r}: {moved} student{'s' if moved != 1 else ''} change group; the new groups "
+          f"take effect when {new_plan.name!r} next starts.", "ok")
+    log.info("teacher page: regrouped plan (grouping %d)", gid)
+    return redirect(url_for("pages.teacher"))

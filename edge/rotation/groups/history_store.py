@@ -8,8 +8,8 @@ import json
 from pathlib import Path
 
 from edge.db import connect, transaction
-from edge.groups.history import AppliedGrouping, from_row
 from edge.resource import Resource
+from edge.rotation.groups.history import AppliedGrouping, from_row
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS groupings (

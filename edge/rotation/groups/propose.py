@@ -2,7 +2,7 @@
 
 Steps: validate → split thin / scored → exact DP (homogeneous) or balanced layout (mixed) over the scored
 students → names by overlap with the current groups → margin keeps → pins and thin students placed →
-constraint repair (edge.groups.repair) → plan order with the lowest-mean group at the teacher station.
+constraint repair (edge.rotation.groups.repair) → plan order with the lowest-mean group at the teacher station.
 Identical input gives identical groups and names: every order and tie is settled by sorted ids.
 """
 
@@ -13,8 +13,9 @@ import math
 from collections.abc import Iterable, Mapping, Sequence
 
 from edge.exc import GroupingError
-from edge.groups import naming, repair, solve
-from edge.groups.model import (
+from edge.limits import SKILL_MAX
+from edge.rotation.groups import naming, repair, solve
+from edge.rotation.groups.model import (
     MAX_GROUPS,
     MAX_SIZE,
     MAX_STUDENTS,
@@ -27,7 +28,6 @@ from edge.groups.model import (
     check_name,
     group_stats,
 )
-from edge.limits import SKILL_MAX
 from edge.rotation.plan import Group, Plan
 
 

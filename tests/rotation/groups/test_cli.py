@@ -14,11 +14,11 @@ import pytest
 import edge.cli
 from edge.config import load_config
 from edge.fsutil import atomic_write
-from edge.groups.model import Options, StudentScore
-from edge.groups.propose import propose
 from edge.mastery.replay import Event, replay
 from edge.mastery.store import Store
 from edge.params import ParamSet, SkillParams
+from edge.rotation.groups.model import Options, StudentScore
+from edge.rotation.groups.propose import propose
 from edge.rotation.plan import Group, Plan, Station
 from edge.rotation.store import PlanStore
 from edge.sync.roster import Roster, roster_path
@@ -32,7 +32,7 @@ CSV += "s00,dec,0.5,4\n"
 @pytest.fixture(autouse=True)
 def only_groups_cli(monkeypatch: pytest.MonkeyPatch) -> None:
     """Isolate from sub-commands other packages are still building."""
-    monkeypatch.setattr(edge.cli, "REGISTRARS", ("edge.groups.cli",))
+    monkeypatch.setattr(edge.cli, "REGISTRARS", ("edge.rotation.groups.cli",))
 
 
 @pytest.fixture

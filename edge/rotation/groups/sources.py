@@ -15,11 +15,11 @@ from pathlib import Path
 
 from edge.config import EdgeConfig
 from edge.exc import GroupingError, PlanError, RosterError, StateError
-from edge.groups.model import MAX_EVIDENCE, MAX_STUDENTS, StudentScore, check_name
-from edge.groups.propose import plan_membership
 from edge.limits import SKILL_MAX
 from edge.mastery.lessons import lesson_skills
 from edge.mastery.model import MasteryState
+from edge.rotation.groups.model import MAX_EVIDENCE, MAX_STUDENTS, StudentScore, check_name
+from edge.rotation.groups.propose import plan_membership
 from edge.rotation.plan import Plan, parse_plan
 from edge.rotation.state import JsonStateFile
 from edge.rotation.store import PlanStore

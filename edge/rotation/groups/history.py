@@ -11,7 +11,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from edge.exc import GroupingError
-from edge.groups.model import Move, Proposal, StudentScore
+from edge.rotation.groups.model import Move, Proposal, StudentScore
 
 
 @dataclass(frozen=True)

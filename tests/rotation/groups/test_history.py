@@ -8,10 +8,10 @@ from pathlib import Path
 
 import pytest
 
-from edge.groups.history import applied, mastery_change
-from edge.groups.history_store import GroupingHistory
-from edge.groups.model import Options, StudentScore
-from edge.groups.propose import propose, revise
+from edge.rotation.groups.history import applied, mastery_change
+from edge.rotation.groups.history_store import GroupingHistory
+from edge.rotation.groups.model import Options, StudentScore
+from edge.rotation.groups.propose import propose, revise
 from edge.rotation.plan import Group, Plan, Station
 
 PLAN = Plan(name="Block", work_minutes=15, groups=(Group("A"), Group("B"), Group("C")),

@@ -14,12 +14,12 @@ from typing import Any
 from edge.cli_support import config_from
 from edge.config import EdgeConfig
 from edge.exc import GroupingError
-from edge.groups import sources
-from edge.groups.history import applied, mastery_change
-from edge.groups.history_store import GroupingHistory, history_path
-from edge.groups.model import MODES, Constraints, Options, Proposal, check_name
-from edge.groups.propose import apply_to_plan, plan_membership, propose
 from edge.limits import SKILL_MAX
+from edge.rotation.groups import sources
+from edge.rotation.groups.history import applied, mastery_change
+from edge.rotation.groups.history_store import GroupingHistory, history_path
+from edge.rotation.groups.model import MODES, Constraints, Options, Proposal, check_name, defaults
+from edge.rotation.groups.propose import apply_to_plan, plan_membership, propose
 from edge.rotation.plan import Plan
 from edge.rotation.store import PlanStore
 
@@ -80,18 +80,6 @@ def _number(text: str | None, name: str, default: float) -> float:
         return float(text)
     except ValueError:
         raise GroupingError(f"{name} must be a number, got {text!r}") from None
-
-
-def defaults(config: EdgeConfig) -> Options:
-    """Options from the config's `[groups]` section when the config has one, else the built-in defaults."""
-    section = getattr(config, "groups", None)
-    if section is None:
-        return Options()
-    base = Options()
-    return Options(min_size=getattr(section, "min_size", base.min_size),
-                   max_size=getattr(section, "max_size", base.max_size),
-                   margin=getattr(section, "margin", base.margin), mode=getattr(section, "mode", base.mode),
-                   min_evidence=getattr(section, "min_evidence", base.min_evidence))
 
 
 def options_from(args: argparse.Namespace, base: Options) -> Options:

@@ -13,10 +13,10 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from edge.exc import GroupingError
-from edge.groups import solve
-from edge.groups.model import Constraints, Options, Proposal, StudentScore
-from edge.groups.naming import PALETTE
-from edge.groups.propose import apply_to_plan, changes, propose, revise
+from edge.rotation.groups import solve
+from edge.rotation.groups.model import Constraints, Options, Proposal, StudentScore
+from edge.rotation.groups.naming import PALETTE
+from edge.rotation.groups.propose import apply_to_plan, changes, propose, revise
 from edge.rotation.plan import Group, Plan, Station
 
 

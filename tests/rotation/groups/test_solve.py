@@ -11,7 +11,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from edge.groups import naming, solve
+from edge.rotation.groups import naming, solve
 
 
 def feasible(n: int, k: int, lo: int, hi: int) -> bool:

@@ -10,6 +10,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
+from edge.config import EdgeConfig
 from edge.exc import GroupingError
 from edge.limits import STUDENT_ID_MAX, name_problem
 
@@ -190,3 +191,10 @@ def group_stats(members: Sequence[str], scores: Mapping[str, StudentScore],
         return None, 0.0
     mean = math.fsum(values) / len(values)
     return mean, math.fsum((v - mean) ** 2 for v in values)
+
+
+def defaults(config: EdgeConfig) -> Options:
+    """The proposal options of the config's `[groups]` section."""
+    g = config.groups
+    return Options(min_size=g.min_size, max_size=g.max_size, margin=g.margin,
+                   mode="mixed" if g.mode == "mixed" else "homogeneous", min_evidence=g.min_evidence)
