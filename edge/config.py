@@ -123,6 +123,9 @@ class PeriodConfig:
 @dataclass(frozen=True)
 class RotationConfig:
     quiet: bool = False
+    # SCHED_FIFO priority of the thread that keeps time and drives the cues (0 = ordinary scheduling): a loaded
+    # Pi still changes the LEDs at the deadline. Needs RLIMIT_RTPRIO (the unit sets LimitRTPRIO) or root.
+    realtime_priority: int = _checked(10, _between(0, 99))
     plans_dir: str = ""  # default: <state_dir>/plans
     periods: list[PeriodConfig] = field(default_factory=list)
 

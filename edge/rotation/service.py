@@ -7,6 +7,7 @@ and is woken early by any teacher action, so cue latency is the thread wake-up t
 from __future__ import annotations
 
 import logging
+import os
 import threading
 import time
 from collections.abc import Callable
@@ -55,6 +56,8 @@ class RotationService(Resource):
         self.cue_latency = Histogram("classroom_edge_cue_latency_seconds", "From a phase deadline to its cue on "
                                      "the pins", buckets=CUE_LATENCY_BUCKETS, registry=None)
         self._waiting_for: float | None = None  # the phase deadline the loop sleeps until
+        self.scheduling = "ordinary"  # of the loop thread, once it runs
+        self.running = threading.Event()  # set once the loop thread runs
         self._wake = threading.Event()
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
@@ -128,7 +131,24 @@ class RotationService(Resource):
             return f"the rotation loop has not run for {self.loop_age():.0f} s"
         return None
 
+    def _realtime(self) -> None:
+        """Give this (the loop) thread real-time priority, so the cues keep time on a busy Pi; where that is not
+        permitted (a laptop, a unit without LimitRTPRIO) it runs with ordinary priority and says so once."""
+        prio = self.config.rotation.realtime_priority
+        if not prio or not hasattr(os, "sched_setscheduler"):
+            return
+        try:
+            os.sched_setscheduler(0, os.SCHED_FIFO, os.sched_param(prio))  # 0: the calling thread on Linux
+        except OSError as e:
+            log.info("cue thread: real-time priority %d not permitted here (%s); ordinary scheduling", prio,
+                     e.strerror)
+        else:
+            self.scheduling = f"SCHED_FIFO {prio}"
+            log.info("cue thread: real-time priority %d (SCHED_FIFO)", prio)
+
     def _loop(self) -> None:
+        self._realtime()
+        self.running.set()
         while not self._stop.is_set():
             self._last_loop = time.monotonic()
             due = self.run_once()

@@ -143,3 +143,41 @@ def test_tonal_buzzer_plays_notes_on_pwm_pins(make_config: Any, clock: FakeClock
         assert [s.state for s in pin.states] == [0, 0.5, 0, 0.5, 0, 0.5, 0, 0.5, 0, 0.5, 0, 0.5, 0]
     finally:
         svc.devices.close()
+
+
+def _loop_started(service: RotationService) -> None:
+    service.start()
+    assert service.running.wait(10), "the loop thread did not start"
+
+
+def test_the_cue_thread_takes_real_time_priority_where_permitted(make_config: Any, mock_factory: Any) -> None:
+    import os
+
+    try:
+        os.sched_setscheduler(0, os.SCHED_FIFO, os.sched_param(1))
+        os.sched_setscheduler(0, os.SCHED_OTHER, os.sched_param(0))
+    except PermissionError:
+        pytest.skip("SCHED_FIFO needs root or RLIMIT_RTPRIO (CI runs as root)")
+    with RotationService(make_config(rotation={"realtime_priority": 10})) as service:
+        _loop_started(service)
+        service.close()
+        assert service.scheduling == "SCHED_FIFO 10"
+    with RotationService(make_config(rotation={"realtime_priority": 0})) as service:
+        _loop_started(service)
+        service.close()
+        assert service.scheduling == "ordinary"
+
+
+def test_without_permission_the_timer_runs_with_ordinary_priority(make_config: Any, mock_factory: Any,
+                                                                    monkeypatch: pytest.MonkeyPatch) -> None:
+    import os
+
+    def refuse(*args: Any) -> None:
+        raise PermissionError(1, "Operation not permitted")
+
+    monkeypatch.setattr(os, "sched_setscheduler", refuse)
+    with RotationService(make_config()) as service:
+        service.engine.start(make_plan(stations=2, groups=2, work_minutes=0.5))
+        _loop_started(service)
+        service.close()
+        assert service.scheduling == "ordinary" and service.engine.snapshot().status == "running"
