@@ -1,5 +1,6 @@
 """The restart command of the self-update tests (what `systemctl restart ...` is on a unit): stop the services
-it started last time, start `<EDGE_PREFIX>/current/bin/edge serve-health PORT` for each port, record the pids.
+it started last time, start `<EDGE_PREFIX>/current/bin/edge serve-health PORT` for each port, record the pids,
+and return once they listen (what systemctl does for Type=notify units).
 
     python -m tests.fleet.restart_services --state DIR --ports P1,P2,P3 [--kill-parent]
 
@@ -11,6 +12,7 @@ import argparse
 import contextlib
 import os
 import signal
+import socket
 import subprocess
 import time
 from pathlib import Path
@@ -58,6 +60,14 @@ def main() -> None:
                                     stdin=subprocess.DEVNULL, start_new_session=True)
             pids.append(str(proc.pid))
     (state / "pids").write_text(" ".join(pids))
+    # like `systemctl restart` of Type=notify units, return once the services listen (bounded: 60 s)
+    for port in args.ports.split(","):
+        for _ in range(600):
+            try:
+                socket.create_connection(("127.0.0.1", int(port)), timeout=0.5).close()
+                break
+            except OSError:
+                time.sleep(0.1)
     with (state / "restarts.log").open("a") as f:
         f.write(os.environ.get("EDGE_RELEASE", "?") + "\n")
 
