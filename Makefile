@@ -36,7 +36,7 @@ browser-deps:
 
 # Ralph, a real xAPI LRS, in its own venv (.lrs/venv) for the district-sync tests; never a product dependency.
 lrs:
-	$(PYTHON) tests/sync/lrs.py
+	$(PYTHON) -m tests.sync.lrs
 
 clean:
 	rm -rf build $(VENV) native/edge_native/*.so native/edge_native/*.c
