@@ -14,6 +14,7 @@ from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from typing import TypeVar
 
+from edge.mastery.docstore import DocWrite
 from edge.mastery.model import MasteryState
 from edge.mastery.store import Store, WriteRequest
 
@@ -29,7 +30,7 @@ class GroupWriter:
         self.store = store
         self.state = state
         self.executor = executor
-        self.queue: asyncio.Queue[tuple[WriteRequest, asyncio.Future[None]]] = asyncio.Queue()
+        self.queue: asyncio.Queue[tuple[WriteRequest | DocWrite, asyncio.Future[None]]] = asyncio.Queue()
         self.task: asyncio.Task[None] | None = None
 
     async def run_db(self, fn: Callable[[], T]) -> T:
@@ -44,29 +45,34 @@ class GroupWriter:
             await asyncio.gather(self.task, return_exceptions=True)
             self.task = None
 
-    async def write(self, req: WriteRequest) -> None:
-        """Queue a request for the next group commit; returns once it is durable (and applied)."""
+    async def write(self, req: WriteRequest | DocWrite) -> None:
+        """Queue a request (or a document write) for the next group commit; returns once it is durable (and
+        applied). A refused document write returns with its `error` set and nothing written."""
         fut: asyncio.Future[None] = asyncio.get_running_loop().create_future()
         await self.queue.put((req, fut))
         await fut
 
-    def _commit_and_apply(self, reqs: list[WriteRequest]) -> None:
-        self.store.write_group(reqs)
+    def _commit_and_apply(self, reqs: list[WriteRequest], docs: list[DocWrite]) -> None:
+        voided = self.store.write_group(reqs, docs)
         new = [ev for r in reqs for ev in r.new_evidence]
         if new:
             replayed = self.state.apply(new, self.store.history)
             if replayed:
                 log.info("late evidence: replayed %d (student, skill) cells", replayed)
+        if voided:
+            self.state.replay(voided, self.store.history)
+            log.info("voided evidence: replayed %d (student, skill) cells", len(voided))
 
     async def _loop(self) -> None:
         while True:
             batch = [await self.queue.get()]
             while not self.queue.empty() and len(batch) < MAX_GROUP:
                 batch.append(self.queue.get_nowait())
-            reqs = [r for r, _ in batch]
+            reqs = [r for r, _ in batch if isinstance(r, WriteRequest)]
+            docs = [r for r, _ in batch if isinstance(r, DocWrite)]
             outcome: BaseException | None = None
             try:
-                await self.run_db(functools.partial(self._commit_and_apply, reqs))
+                await self.run_db(functools.partial(self._commit_and_apply, reqs, docs))
             except Exception as e:
                 log.exception("evidence store failed")
                 outcome = e

@@ -21,7 +21,8 @@ Producers without a transaction of their own use `Outbox(path).enqueue([(id, bod
 API for the uploader and the status page
 ----------------------------------------
 `Outbox(path)` opens its own connection to the same file: `pending(limit, after=0)` (oldest first),
-`mark_sent(ids)`, `quarantine(id, reason)`, `note_success()`, `note_error(message)`, `status()`.
+`mark_sent(ids)`, `quarantine(id, reason)`, `note_success()`, `note_error(message)`, `status()`,
+`attachments(hashes)` (the content of statements' attachments, kept by `add_attachments` when queued).
 Sent rows are deleted (the mastery store keeps the statements themselves; a counter remains);
 quarantined rows stay, with the reason, until someone looks at them.
 """
@@ -55,6 +56,11 @@ CREATE TABLE IF NOT EXISTS sync_outbox (
 );
 CREATE INDEX IF NOT EXISTS sync_outbox_state ON sync_outbox (state, seq);
 CREATE TABLE IF NOT EXISTS sync_meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS attachments (    -- attachment content of queued (and stored) statements, by SHA-2
+    sha2 TEXT PRIMARY KEY,
+    content_type TEXT NOT NULL,
+    content BLOB NOT NULL
+);
 """
 
 
@@ -116,6 +122,13 @@ class Outbox:
                                 rows).rowcount
 
     @staticmethod
+    def add_attachments(conn: sqlite3.Connection, parts: Iterable[tuple[str, str, bytes]]) -> None:
+        """Keep attachment content (sha2, content type, bytes) for statements queued in the same transaction:
+        the uploader sends it with them (multipart/mixed). Content is stored once per hash."""
+        conn.executemany("INSERT OR IGNORE INTO attachments (sha2, content_type, content) VALUES (?, ?, ?)",
+                         [(sha2.lower(), ctype, data) for sha2, ctype, data in parts])
+
+    @staticmethod
     def check(statement_id: str, body_json: str) -> None:
         """StatementError unless `body_json` is one JSON object with this "id" and a "timestamp"."""
         try:
@@ -142,6 +155,19 @@ class Outbox:
             (after, limit),
         ).fetchall()
         return [OutboxItem(int(s), str(i), str(b)) for s, i, b in rows]
+
+    def attachments(self, hashes: Collection[str]) -> dict[str, tuple[str, bytes]]:
+        """{sha2: (content type, content)} of the attachment content held for these hashes."""
+        return self.attachments_in(self.db, hashes)
+
+    @staticmethod
+    def attachments_in(conn: sqlite3.Connection, hashes: Collection[str]) -> dict[str, tuple[str, bytes]]:
+        """`attachments` on any connection to the file (the mastery service's reader uses its own)."""
+        if not hashes:
+            return {}
+        rows = conn.execute("SELECT sha2, content_type, content FROM attachments WHERE sha2 IN "
+                            "(SELECT value FROM json_each(?))", (json.dumps(sorted(hashes)),)).fetchall()
+        return {str(h): (str(t), bytes(c)) for h, t, c in rows}
 
     def mark_sent(self, ids: Collection[str]) -> int:
         """The LRS holds these statements (2xx): drop them from the queue. Returns how many were pending."""
