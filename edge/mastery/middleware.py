@@ -35,8 +35,6 @@ ALT_METHODS = ("GET", "HEAD", "PUT", "POST", "DELETE")
 ALT_HEADERS = {"authorization": "Authorization", "x-experience-api-version": "X-Experience-API-Version",
                "content-type": "Content-Type", "content-length": "Content-Length", "if-match": "If-Match",
                "if-none-match": "If-None-Match"}
-BODY = "xapi_body"  # request key: the body an alternate-syntax request carried in its `content` field
-PRINCIPAL = "xapi_principal"
 
 
 @dataclass(frozen=True)
@@ -50,16 +48,18 @@ class Principal:
         return self.launch is None
 
 
+BODY = web.RequestKey("xapi_body", bytes)  # the body an alternate-syntax request carried in its `content` field
+PRINCIPAL = web.RequestKey("xapi_principal", Principal)
+
+
 def principal(request: web.Request) -> Principal:
-    p = request.get(PRINCIPAL)
-    return p if isinstance(p, Principal) else Principal()
+    return request[PRINCIPAL] if PRINCIPAL in request else Principal()
 
 
 async def read_body(request: web.Request) -> bytes:
     """The request body (or the alternate syntax's `content`), at most MAX_BODY bytes (else 413)."""
-    given = request.get(BODY)
-    if isinstance(given, bytes):
-        return given
+    if BODY in request:
+        return request[BODY]
     if request.content_length is not None and request.content_length > MAX_BODY:
         raise RequestError(413, f"request body is larger than {MAX_BODY} bytes")
     chunks: list[bytes] = []
