@@ -5,7 +5,7 @@ PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 ARGS   ?=
 
-.PHONY: run test lint bench native browser-deps lrs clean
+.PHONY: run test lint bench native browser-deps lrs xapi-clients clean
 
 $(STAMP): pyproject.toml setup.py
 	$(PYTHON) -m venv $(VENV)
@@ -20,7 +20,7 @@ native: $(STAMP)
 run: native
 	$(VENV)/bin/edge run $(ARGS)
 
-test: native browser-deps lrs
+test: native browser-deps lrs xapi-clients
 	$(PY) -m pytest -q $(ARGS)
 
 lint: $(STAMP)
@@ -37,6 +37,14 @@ browser-deps:
 # Ralph, a real xAPI LRS, in its own venv (.lrs/venv) for the district-sync tests; never a product dependency.
 lrs:
 	$(PYTHON) -m tests.sync.lrs
+
+# Real xAPI clients (npm registry) for the browser tests of the LRS, in .xapi-clients/; never a product dependency.
+XAPI_CLIENTS := tincanjs@0.50.0 @xapi/xapi@3.0.3 @xapi/cmi5@1.4.0
+xapi-clients: .xapi-clients/.installed
+.xapi-clients/.installed: Makefile
+	mkdir -p .xapi-clients
+	cd .xapi-clients && npm install --no-audit --no-fund --no-save --loglevel=error $(XAPI_CLIENTS)
+	touch $@
 
 clean:
 	rm -rf build $(VENV) native/edge_native/*.so native/edge_native/*.c
