@@ -39,7 +39,7 @@ lrs:
 	$(PYTHON) -m tests.sync.lrs
 
 # Real xAPI clients (npm registry) for the browser tests of the LRS, in .xapi-clients/; never a product dependency.
-XAPI_CLIENTS := tincanjs@0.50.0 @xapi/xapi@3.0.3 @xapi/cmi5@1.4.0
+XAPI_CLIENTS := tincanjs@0.50.0 @xapi/xapi@3.0.3 @xapi/cmi5@1.4.0 adl-xapiwrapper@0.2.3
 xapi-clients: .xapi-clients/.installed
 .xapi-clients/.installed: Makefile
 	mkdir -p .xapi-clients

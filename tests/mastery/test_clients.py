@@ -1,8 +1,11 @@
-"""Python `tincan` (Rustici's TinCanPython, from PyPI), outside a browser, with a launch credential:
-statements, state saved and resumed, a query with `more`."""
+"""Clients outside a browser, with a launch credential: Python `tincan` (Rustici's TinCanPython, from PyPI)
+and ADL's xAPIWrapper for Node (npm): statements, state saved and resumed, a query with `more`."""
 
 from __future__ import annotations
 
+import json
+import shutil
+import subprocess
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -57,3 +60,36 @@ def test_tincanpython_records_resumes_and_pages(lrs: Served) -> None:
 def _state(actor: Agent, value: str) -> StateDocument:
     return StateDocument(id="resume", activity=Activity(id=ACTIVITY), agent=actor, content_type="application/json",
                          registration=launch.registration_for(HOME, "s-7", ACTIVITY), content=value)
+
+
+ADL_SCRIPT = """
+const adl = require("adl-xapiwrapper");
+const [url, token, actorJson, activity, registration] = process.argv.slice(2);
+const lrs = new adl.XAPIWrapper({url: url, auth: {user: "launch", pass: token}});
+const actor = JSON.parse(actorJson);
+const statement = {actor: actor, verb: {id: "http://adlnet.gov/expapi/verbs/answered"},
+                   object: {id: activity}, result: {success: true}, context: {registration: registration}};
+lrs.sendStatements([statement], (err, resp) => {
+  console.log("statements " + resp.statusCode);
+  lrs.sendState(activity, actor, "resume", registration, {page: 4}, null, null, (err, resp) => {
+    console.log("state " + resp.statusCode);
+    lrs.getState(activity, actor, "resume", registration, null, (err, resp, body) => {
+      console.log("resume " + resp.statusCode + " " + body);
+    });
+  });
+});
+"""
+
+
+def test_adl_xapiwrapper_for_node_records_and_resumes(lrs: Served, tmp_path: Path) -> None:
+    """ADL's xAPIWrapper from the npm registry (its Node build: the browser build is not published there)."""
+    clients = Path(__file__).resolve().parents[2] / ".xapi-clients"
+    if not (clients / "node_modules" / "adl-xapiwrapper").exists() or shutil.which("node") is None:
+        pytest.fail("node and .xapi-clients are needed: run `make xapi-clients`")
+    claims = launch.new_claims("s-9", HOME, ACTIVITY, time.time(), 600, "auth")
+    script = clients / "adl_client.js"
+    script.write_text(ADL_SCRIPT)
+    out = subprocess.run(["node", str(script), f"http://127.0.0.1:{lrs.port}/xapi/", launch.issue(KEY, claims),
+                          json.dumps(claims.actor()), ACTIVITY, claims.registration],
+                         capture_output=True, text=True, timeout=60, check=True).stdout.splitlines()
+    assert out == ["statements 200", "state 204", 'resume 200 {"page":4}']
