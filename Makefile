@@ -27,7 +27,7 @@ lint: $(STAMP)
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/mypy
 
-bench: native
+bench: native lrs
 	$(PY) bench/run_all.py
 
 # Debian's Chromium for the page tests (Playwright's own browser download does not work here).
