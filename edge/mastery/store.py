@@ -178,7 +178,9 @@ class Store:
                 voided = self.statements.insert(statement_rows, keys, definitions, voids)
                 db.executemany("INSERT INTO evidence (id, student, skill, correct, ts_us, digest, source)"
                                " VALUES (?, ?, ?, ?, ?, ?, ?)", evidence_rows)
-                Outbox.add_many(db, outbound)
+                # statements prepared by the intake carry a body built to the outbox's contract (edge.mastery.xapi
+                # .statements.prepare_statements): only the others are parsed again to check it
+                Outbox.add_many(db, outbound, checked={i.id for r in requests for i in r.items if i.index is not None})
                 Outbox.add_attachments(db, ((h, p.content_type, p.data) for h, p in parts.items()))
                 gone = self._drop_voided_evidence(voided) if voided else []
                 for op in docs:

@@ -7,6 +7,7 @@ rejects is all the LRS needs (timestamps are parsed afterwards, once, for their 
 
 from __future__ import annotations
 
+import functools
 import re
 from datetime import UTC, datetime
 
@@ -46,6 +47,7 @@ _SHA2 = re.compile(r"[0-9a-fA-F]{56}|[0-9a-fA-F]{64}|[0-9a-fA-F]{96}|[0-9a-fA-F]
 _VERSION = re.compile(r"1\.0(?:\.[0-9]+)?")
 
 
+@functools.lru_cache(maxsize=8192)  # verbs, activities, homePages and extension keys repeat across statements
 def is_iri(s: str) -> bool:
     return _IRI.fullmatch(s) is not None
 
@@ -54,6 +56,7 @@ def is_uuid(s: str) -> bool:
     return _UUID.fullmatch(s) is not None
 
 
+@functools.lru_cache(maxsize=1024)
 def is_language_tag(s: str) -> bool:
     return _LANG.fullmatch(s) is not None
 
@@ -83,6 +86,7 @@ def is_version(s: str) -> bool:
     return _VERSION.fullmatch(s) is not None
 
 
+@functools.lru_cache(maxsize=4096)  # a statement's timestamp is read by validation, then by evidence
 def parse_timestamp(s: str) -> datetime | None:
     """An ISO 8601 date-time as a UTC datetime, None when it is not one (no offset means UTC).
 
