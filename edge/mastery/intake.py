@@ -16,10 +16,10 @@ from typing import Any
 from aiohttp import web
 
 from edge.exc import RequestError, StatementError
-from edge.mastery.middleware import MAX_BODY, principal, read_body
+from edge.mastery.middleware import principal, read_body
 from edge.mastery.service import MASTERY, Mastery
 from edge.mastery.store import WriteRequest
-from edge.mastery.xapi import Item, digest, multipart, now_us, parse_compact, prepare_statements, signature
+from edge.mastery.xapi import Item, digest, iso, multipart, now_us, parse_compact, prepare_statements, signature
 from edge.mastery.xapi.agents import ifi_key
 from edge.mastery.xapi.multipart import Part
 from edge.mastery.xapi.validate import VOIDED
@@ -44,7 +44,7 @@ def loads(raw: bytes) -> Any:
 
 
 async def read_json(request: web.Request) -> Any:
-    """The request body as JSON; 413 over MAX_BODY, 400 (naming the body) when it is not valid JSON text."""
+    """The request body as JSON; 413 over middleware.MAX_BODY, 400 (naming the body) when it is not JSON."""
     return loads(await read_body(request))
 
 
@@ -98,7 +98,7 @@ async def store(m: Mastery, items: list[Item], stored_us: int, parts: Mapping[st
     Call it in the same step that took `stored_us` (no await between): until the commit, the service
     reports its consistent-through time before `stored_us`.
     """
-    req = WriteRequest(items, m.stored_text(stored_us), attachments=dict(parts or {}), stored_us=stored_us)
+    req = WriteRequest(items, iso(stored_us), attachments=dict(parts or {}), stored_us=stored_us)
     with m.in_flight(stored_us):
         await m.writer.write(req)
     if req.conflict is not None:
@@ -162,5 +162,3 @@ async def post_evidence(request: web.Request) -> web.StreamResponse:
     await store(m, list(items.values()), now_us())
     return web.json_response({"ids": list(items)})
 
-
-__all__ = ["MAX_BODY", "MAX_ITEMS", "post_evidence", "post_statements", "put_statement", "read_json", "store"]

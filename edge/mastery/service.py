@@ -120,10 +120,6 @@ class Mastery:
         """
         return iso((min(self.pending) if self.pending else now_us()) - 1)
 
-    @staticmethod
-    def stored_text(stored_us: int) -> str:
-        return iso(stored_us)
-
     async def snapshot_once(self) -> int:
         """Queue mastery snapshots of the cells that changed; wakes the uploader if there were any."""
         bands = self.config.mastery.bands

@@ -72,12 +72,6 @@ def number(value: Any, field: str) -> float:
     return float(value)
 
 
-def integer(value: Any, field: str) -> int:
-    if type(value) is not int:
-        raise StatementError(field, "must be an integer")
-    return int(value)
-
-
 def language_map(value: Any, field: str) -> Mapping[str, str]:
     d = obj(value, field)
     for tag, text in d.items():

@@ -9,7 +9,6 @@ checks each part's hash against its content, so what is stored is what the state
 from __future__ import annotations
 
 import hashlib
-import json
 import uuid
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
@@ -119,10 +118,3 @@ def build(statements_json: bytes, parts: Iterable[Part | tuple[str, str, bytes]]
         out.append(data)
     out.append(f"\r\n--{boundary}--\r\n".encode())
     return b"".join(out), f"multipart/mixed; boundary={boundary}"
-
-
-def loads_statements(raw: bytes) -> Any:
-    try:
-        return json.loads(raw)
-    except (UnicodeDecodeError, json.JSONDecodeError) as e:
-        raise StatementError("body", f"invalid JSON in the statements part: {e}") from None

@@ -229,9 +229,3 @@ def as_canonical(st: dict[str, Any], wanted: list[str]) -> dict[str, Any]:
         out["context"] = {**st["context"], "contextActivities": {
             k: [_canonical_activity(a, wanted) for a in v] for k, v in ca.items()}}
     return out
-
-
-def loads(body: str) -> dict[str, Any]:
-    value = json.loads(body)
-    assert isinstance(value, dict)
-    return value
