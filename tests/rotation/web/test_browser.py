@@ -33,8 +33,8 @@ SIZES = [(1366, 768), (1920, 1080)]
 WAIT_MS = 5000
 
 
-@pytest.fixture(scope="session")
-def browser() -> Iterator[Any]:
+@pytest.fixture(scope="module")  # not session: Playwright's sync API holds the thread's event loop while it
+def browser() -> Iterator[Any]:  # lives, and every later test that runs asyncio.run would fail
     if not CHROMIUM.exists():
         pytest.fail(f"{CHROMIUM} is missing: the browser tests need Debian's chromium "
                     "(run `make browser-deps`, i.e. `apt-get update && apt-get install -y chromium`)")
