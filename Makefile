@@ -6,7 +6,7 @@ RUN_STAMP := $(VENV)/.installed-run
 DEV_STAMP := $(VENV)/.installed-dev
 ARGS   ?=
 
-.PHONY: run test lint bench native kernels browser-deps bench-deps fleet-deps lrs clean
+.PHONY: run test lint bench native kernels browser-deps bench-deps fleet-deps lrs xapi-clients clean
 
 $(PY):
 	$(PYTHON) -m venv $(VENV)
@@ -33,7 +33,7 @@ run: $(RUN_STAMP)
 	$(MAKE) -s kernels
 	$(VENV)/bin/edge run $(ARGS)
 
-test: native browser-deps fleet-deps lrs
+test: native browser-deps fleet-deps lrs xapi-clients
 	$(PY) -m pytest -q $(ARGS)
 
 lint: $(DEV_STAMP)
@@ -60,7 +60,15 @@ fleet-deps:
 
 # Ralph, a real xAPI LRS, in its own venv (.lrs/venv) for the district-sync tests; never a product dependency.
 lrs:
-	$(PYTHON) tests/sync/lrs.py
+	$(PYTHON) -m tests.sync.lrs
+
+# Real xAPI clients (npm registry) for the browser tests of the LRS, in .xapi-clients/; never a product dependency.
+XAPI_CLIENTS := tincanjs@0.50.0 @xapi/xapi@3.0.3 @xapi/cmi5@1.4.0 adl-xapiwrapper@0.2.3
+xapi-clients: .xapi-clients/.installed
+.xapi-clients/.installed: Makefile
+	mkdir -p .xapi-clients
+	cd .xapi-clients && npm install --no-audit --no-fund --no-save --loglevel=error $(XAPI_CLIENTS)
+	touch $@
 
 clean:
 	rm -rf build $(VENV) native/edge_native/*.so native/edge_native/*.c

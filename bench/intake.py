@@ -24,7 +24,7 @@ import aiohttp
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from edge.config import EdgeConfig, parse_config
-from edge.mastery.xapi import SKILL_EXTENSION
+from edge.xapi import SKILL_EXTENSION
 
 CLIENTS, BATCH, BATCHES_PER_CLIENT = 36, 50, 20
 PACED_PERIOD_S, PACED_BATCHES = 0.5, 10  # paced phase: 36 x 50 / 0.5 s = 3,600 statements/s offered

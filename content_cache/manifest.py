@@ -5,7 +5,7 @@ ids are evidence of which skill (the mastery service reads those pairs).
      "paths": ["lessons/fractions/index.html",
                {"path": "video/intro.mp4", "sha256": "…", "size": 52428800, "pin": true},
                {"path": "quiz/fractions-1.html", "activity": "https://district.example/act/frac-1",
-                "skill": "fractions"}]}
+                "skill": "fractions", "launch": "cmi5"}]}
 """
 
 from __future__ import annotations
@@ -19,6 +19,8 @@ from typing import Any
 
 from edge.exc import ManifestError
 
+LAUNCHES = ("tincan", "cmi5", "none")  # the xAPI launch conventions the student page speaks (edge.launch)
+
 
 @dataclass(frozen=True)
 class ManifestItem:
@@ -29,6 +31,7 @@ class ManifestItem:
     pin: bool = False
     activity: str | None = None  # the xAPI activity id of the lesson (for the mastery service)
     skill: str | None = None  # the skill its answers are evidence of
+    launch: str | None = None  # how the student page launches it: "tincan" (default), "cmi5" or "none"
 
 
 def parse_manifest(data: Any, origins: Mapping[str, str], source: str = "manifest") -> list[ManifestItem]:
@@ -51,7 +54,7 @@ def parse_manifest(data: Any, origins: Mapping[str, str], source: str = "manifes
         spec: dict[str, Any] = {"path": raw} if isinstance(raw, str) else raw
         if not isinstance(spec, dict) or not isinstance(spec.get("path"), str) or not spec["path"]:
             raise ManifestError(f"{where}: must be a path string or an object with 'path'")
-        extra = set(spec) - {"path", "origin", "sha256", "size", "pin", "activity", "skill"}
+        extra = set(spec) - {"path", "origin", "sha256", "size", "pin", "activity", "skill", "launch"}
         if extra:
             raise ManifestError(f"{where}: unknown key(s) {', '.join(sorted(extra))}")
         origin = spec.get("origin", default_origin)
@@ -73,8 +76,11 @@ def parse_manifest(data: Any, origins: Mapping[str, str], source: str = "manifes
         if (activity is None) != (skill is None):
             raise ManifestError(f"{where}: activity and skill go together (the activity's answers are evidence "
                                 "of the skill)")
+        launch = spec.get("launch")
+        if launch is not None and launch not in LAUNCHES:
+            raise ManifestError(f"{where}: launch: must be one of {', '.join(LAUNCHES)}")
         items.append(ManifestItem(origin, spec["path"].lstrip("/"), sha.lower() if sha else None, size, pin,
-                                  activity, skill))
+                                  activity, skill, launch))
     return items
 
 

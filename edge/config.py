@@ -66,6 +66,13 @@ def _checked(default: Any, check: Check) -> Any:
     return field(default=default, metadata={"check": check})
 
 
+def _origins(v: list[str]) -> str | None:
+    for o in v:
+        if o != "*" and not re.fullmatch(r"https?://[A-Za-z0-9.\-\[\]:]+", o):
+            return f"must be origins like https://lessons.example.org or http://10.0.0.5:8080, got {o!r}"
+    return None
+
+
 WEEKDAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
 
 
@@ -180,7 +187,13 @@ class MasteryConfig:
     # a snapshot statement per changed student×skill goes to the district this often
     snapshot_minutes: float = _checked(15.0, _between(0, 1440, low_open=True))
     # account homePage of the students in statements the unit builds itself (compact evidence, snapshots)
+    # and of the actor in launch links
     account_home_page: str = _checked("https://classroom-edge.invalid/students", _url("http", "https"))
+    # browser origins (scheme://host[:port]) whose lesson pages may call the xAPI endpoint, besides the
+    # lesson cache on this unit (allowed by itself); "*" allows any origin
+    cors_origins: list[str] = _checked([], _origins)
+    # how long a launch link's credential works (minutes): a lesson opened from the student page
+    launch_minutes: float = _checked(240.0, _between(0, 7 * 24 * 60, low_open=True))
 
 
 @dataclass(frozen=True)

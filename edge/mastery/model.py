@@ -14,8 +14,8 @@ from dataclasses import dataclass
 import numpy as np
 from edge_native import bkt
 
-from edge.mastery.xapi import Evidence
 from edge.params import ParamSet
+from edge.xapi import Evidence
 
 # (student, skill) -> that cell's stored evidence as (correct, ts_us, id), in (ts_us, id) order
 History = Callable[[str, str], Sequence[tuple[bool, int, str]]]
@@ -107,6 +107,14 @@ class MasteryState:
                 self._replay_cell(cell, history(names_s[cell[0]], names_k[cell[1]]))
             return len(replay)
 
+    def replay(self, cells: Sequence[tuple[str, str]], history: History) -> None:
+        """Recompute these (student, skill) cells from their stored history (e.g. after evidence was voided)."""
+        with self._lock:
+            for student, skill in cells:
+                s, k = self.students.get(student), self.skills.get(skill)
+                if s is not None and k is not None:
+                    self._replay_cell((s, k), history(student, skill))
+
     def _replay_cell(self, cell: tuple[int, int], rows: Sequence[tuple[bool, int, str]]) -> None:
         s, k = cell
         prior = self._params[k, bkt.PRIOR]
@@ -116,6 +124,8 @@ class MasteryState:
             bkt.update(self._state, self._params, np.full(n, s, np.int32), np.full(n, k, np.int32),
                        np.fromiter((r[0] for r in rows), np.uint8, n))
             self._last[cell] = (rows[-1][1], rows[-1][2])
+        else:
+            self._last.pop(cell, None)
         self._counts[s, k] = n
 
     def load(self, rows: Sequence[tuple[str, str, bool, int, str]]) -> None:

@@ -22,30 +22,44 @@ INTAKE_PATHS = ("/xapi/statements", "/api/v1/evidence")
 LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 10.0)
 
 
+STORE_COUNTS = (("statements", "xAPI statements stored"), ("evidence", "Evidence items stored"))
+SYNC_GAUGES = (
+    ("classroom_edge_sync_backlog_statements", "Statements waiting for the district LRS"),
+    ("classroom_edge_sync_oldest_unsent_age_seconds", "Age of the oldest unsent statement"),
+    ("classroom_edge_sync_quarantined_statements", "Statements the LRS keeps refusing"),
+    ("classroom_edge_sync_last_success_timestamp_seconds", "When a sync round last reached the LRS (0: never)"),
+)
+
+
 class StoreMetrics(Collector):
     """Counts from the store and the outbox, read through a read-only connection at scrape time."""
 
     def __init__(self, config: EdgeConfig) -> None:
         self.config = config
 
+    def describe(self) -> Iterator[CounterMetricFamily | GaugeMetricFamily]:
+        """The names only: registering must not read a store that may not be open (or upgraded) yet."""
+        for table, doc in STORE_COUNTS:
+            yield CounterMetricFamily(f"classroom_edge_mastery_{table}", doc)
+        for name, doc in SYNC_GAUGES:
+            yield GaugeMetricFamily(name, doc)
+
     def collect(self) -> Iterator[CounterMetricFamily | GaugeMetricFamily]:
         path = outbox_path(self.config)
         if path.exists():
             with sqlite3.connect(f"file:{path}?mode=ro", uri=True, timeout=2.0) as db:
-                for table, doc in (("statements", "xAPI statements stored"), ("evidence", "Evidence items stored")):
-                    (n,) = db.execute(f"SELECT count(*) FROM {table}").fetchone()
+                for table, doc in STORE_COUNTS:
+                    try:
+                        (n,) = db.execute(f"SELECT count(*) FROM {table}").fetchone()
+                    except sqlite3.OperationalError:  # a store from before that table: the service adds it
+                        continue
                     yield CounterMetricFamily(f"classroom_edge_mastery_{table}", doc, value=float(n))
         status = sync_status(self.config)
-        yield GaugeMetricFamily("classroom_edge_sync_backlog_statements", "Statements waiting for the district LRS",
-                                value=status["backlog"])
-        yield GaugeMetricFamily("classroom_edge_sync_oldest_unsent_age_seconds", "Age of the oldest unsent statement",
-                                value=status["oldest_unsent_age_s"] or 0.0)
-        yield GaugeMetricFamily("classroom_edge_sync_quarantined_statements", "Statements the LRS keeps refusing",
-                                value=status["quarantined"])
         last = status.get("last_success")
-        yield GaugeMetricFamily("classroom_edge_sync_last_success_timestamp_seconds",
-                                "When a sync round last reached the LRS (0: never)",
-                                value=0.0 if not last else datetime.fromisoformat(last).timestamp())
+        values = (status["backlog"], status["oldest_unsent_age_s"] or 0.0, status["quarantined"],
+                  0.0 if not last else datetime.fromisoformat(last).timestamp())
+        for (name, doc), value in zip(SYNC_GAUGES, values, strict=True):
+            yield GaugeMetricFamily(name, doc, value=float(value))
 
 
 class IntakeMetrics:

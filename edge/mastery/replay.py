@@ -8,10 +8,8 @@ from __future__ import annotations
 
 import csv
 import io
-import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from decimal import Decimal
 from pathlib import Path
 
@@ -21,12 +19,11 @@ from edge_native import bkt
 from edge.exc import EdgeError, EventsFileError
 from edge.params import ParamSet, parse_params
 from edge.tomlfile import read_toml
+from edge.xapi.formats import parse_event_time as parse_timestamp
 
 EVENT_COLUMNS = ("event_id", "student", "skill", "correct", "timestamp")
 OUT_COLUMNS = ("event_id", "student", "skill", "p_correct", "p_known_after")
 TRUE_WORDS = {"1": True, "true": True, "0": False, "false": False}
-_EPOCH_RE = re.compile(r"[0-9]+(\.[0-9]+)?")
-_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
 
 def parse_correct(text: str) -> bool:
@@ -35,24 +32,6 @@ def parse_correct(text: str) -> bool:
         return TRUE_WORDS[text.strip().lower()]
     except KeyError:
         raise ValueError(f"correct must be 0, 1, true or false, got {text!r}") from None
-
-
-def parse_timestamp(text: str) -> Decimal:
-    """Epoch seconds (`1714557600`, `1714557600.25`) or ISO 8601 (UTC if no offset) → exact epoch seconds.
-
-    Decimal keeps the (timestamp, event_id) order exact: no float rounding can swap two close events.
-    """
-    t = text.strip()
-    if _EPOCH_RE.fullmatch(t):
-        return Decimal(t)
-    try:
-        dt = datetime.fromisoformat(t)
-    except ValueError:
-        raise ValueError(f"timestamp must be ISO 8601 or epoch seconds, got {text!r}") from None
-    if dt.tzinfo is None:
-        dt = dt.replace(tzinfo=UTC)
-    delta = dt - _EPOCH
-    return Decimal(delta.days * 86400 + delta.seconds) + Decimal(delta.microseconds).scaleb(-6)
 
 
 @dataclass(frozen=True)

@@ -1,10 +1,11 @@
 """Durable evidence store: SQLite in WAL mode with synchronous=FULL, so a commit is fsynced before the ack.
 
-`statements` keeps every accepted statement (GET by id, audit); `evidence` holds the scored responses the
-mastery model replays; `sync_outbox` (edge.sync.outbox) queues what goes to the district, filled IN THE SAME
-transaction that stores a statement or compact evidence item, so nothing is acknowledged that sync would not
-send. One connection, used from one writer thread only (and one more, on its own thread, that checkpoints the
-WAL off the commit path).
+`statements` keeps every accepted statement, indexed for the xAPI queries (edge.mastery.statement_db);
+`evidence` holds the scored responses the mastery model replays; `documents` the State and Profile documents
+(edge.mastery.docstore); `sync_outbox` (edge.sync.outbox) queues what goes to the district, filled IN THE
+SAME transaction that stores a statement or compact evidence item, so nothing is acknowledged that sync
+would not send; `attachments` holds attachment content for both. One connection, used from one writer
+thread only (one more, on its own thread, checkpoints the WAL off the commit path; readers open their own).
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ import json
 import logging
 import sqlite3
 import threading
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
@@ -21,10 +22,15 @@ from typing import Any
 
 from edge.config import UnitConfig
 from edge.db import connect, transaction
+from edge.exc import RequestError
+from edge.mastery import docstore, statement_db
+from edge.mastery.docstore import DocWrite
 from edge.mastery.model import CellView
-from edge.mastery.xapi import Evidence, Item, evidence_statement, snapshot_item
 from edge.resource import Resource
 from edge.sync.outbox import Outbox
+from edge.xapi import Evidence, Item, evidence_statement, snapshot_item
+from edge.xapi.formats import parse_timestamp, timestamp_us
+from edge.xapi.multipart import Part
 
 log = logging.getLogger(__name__)
 # The writer connection checkpoints by itself only once the WAL holds this many pages (~40 MB): the
@@ -48,6 +54,10 @@ CREATE TABLE IF NOT EXISTS evidence (
     source TEXT NOT NULL             -- 'xapi' or 'api'
 );
 CREATE INDEX IF NOT EXISTS evidence_cell ON evidence (student, skill, ts_us, id);
+CREATE TABLE IF NOT EXISTS launch_fetches (  -- cmi5 fetch URLs already used (each works once)
+    id TEXT PRIMARY KEY,
+    at_us INTEGER NOT NULL
+);
 CREATE TABLE IF NOT EXISTS snapshot_marks (  -- what the last mastery snapshot sent, per cell
     student TEXT NOT NULL,
     skill TEXT NOT NULL,
@@ -109,10 +119,18 @@ class WriteRequest:
     stored_at: str
     conflict: str | None = None  # the id that clashed
     new_evidence: list[Evidence] = field(default_factory=list)
+    attachments: Mapping[str, Part] = field(default_factory=dict)  # sha2 -> content of the statements' attachments
+    stored_us: int = 0  # stored_at in microseconds (derived when 0)
+
+    def __post_init__(self) -> None:
+        if not self.stored_us:
+            when = parse_timestamp(self.stored_at)
+            self.stored_us = timestamp_us(when) if when is not None else 0
 
 
-StatementRow = tuple[str, str, str, str]
 EvidenceRow = tuple[str, str, str, int, int, str, str]
+Decided = tuple[list[statement_db.StatementRow], list[tuple[str, int, int]], list[EvidenceRow],
+                list[tuple[str, str]], list[tuple[str, str]], list[str], dict[str, Part]]
 # One statement whatever the number of ids (a JSON array parameter): prepared once, cached by sqlite3.
 _DIGESTS = {table: f"SELECT id, digest FROM {table} WHERE id IN (SELECT value FROM json_each(?))"
             for table in ("statements", "evidence")}
@@ -120,10 +138,14 @@ _DIGESTS = {table: f"SELECT id, digest FROM {table} WHERE id IN (SELECT value FR
 
 class Store(Resource):
     def __init__(self, path: Path, home_page: str = "https://classroom-edge.invalid/students") -> None:
+        self.path = path
         self.home_page = home_page  # students' account homePage in statements built from compact evidence
         self.db = connect(path)  # WAL + synchronous=FULL: the WAL is fsynced at every commit
         self.db.executescript(SCHEMA)
         Outbox.install(self.db)
+        statement_db.install(self.db)
+        self.db.executescript(docstore.SCHEMA)
+        self.statements = statement_db.Writer(self.db)
         # Checkpoints (copying the WAL into the database file, and fsyncing it) run on their own thread and
         # connection, so a commit - and the requests waiting on it - only pays for appending to the WAL.
         # The writer's own auto-checkpoint stays as a backstop for a checkpointer that falls behind.
@@ -135,41 +157,64 @@ class Store(Resource):
         self.db.close()
 
 
-    def write_group(self, requests: Sequence[WriteRequest]) -> None:
-        """Store several requests in ONE transaction (one fsync); each one all-or-nothing.
+    def write_group(self, requests: Sequence[WriteRequest], docs: Sequence[DocWrite] = ()) -> list[tuple[str, str]]:
+        """Store several requests (and document writes) in ONE transaction (one fsync); each all-or-nothing.
 
         Requests are decided in order against what is stored and what the earlier requests of the group add
         (two lookups for the whole group), then written with one multi-row statement per table: an id stored
         with the same digest is a no-op, with another digest a conflict that stores nothing of its request.
+        A document write that is refused (its `error`) writes nothing and does not disturb the others.
+        Returns the (student, skill) cells that lost evidence to a voiding statement (the model replays them).
         """
         try:
             with transaction(self.db) as db:
-                statement_rows, evidence_rows, outbound = self._decide(requests)
-                db.executemany("INSERT INTO statements (id, stored_at, digest, body) VALUES (?, ?, ?, ?)",
-                               statement_rows)
+                statement_rows, keys, evidence_rows, outbound, definitions, voids, parts = self._decide(requests)
+                voided = self.statements.insert(statement_rows, keys, definitions, voids)
                 db.executemany("INSERT INTO evidence (id, student, skill, correct, ts_us, digest, source)"
                                " VALUES (?, ?, ?, ?, ?, ?, ?)", evidence_rows)
-                Outbox.add_many(db, outbound)
+                # statements prepared by the intake carry a body built to the outbox's contract (edge.xapi
+                # .statements.prepare_statements): only the others are parsed again to check it
+                Outbox.add_many(db, outbound, checked={i.id for r in requests for i in r.items if i.index is not None})
+                Outbox.add_attachments(db, ((h, p.content_type, p.data) for h, p in parts.items()))
+                gone = self._drop_voided_evidence(voided) if voided else []
+                for op in docs:
+                    try:
+                        op.apply(db)
+                    except RequestError as e:
+                        op.error = e
         except BaseException:
             for req in requests:
                 req.new_evidence = []
             raise
         self.checkpointer.nudge()
+        return gone
 
-    def _decide(self, requests: Sequence[WriteRequest]) -> tuple[list[StatementRow], list[EvidenceRow],
-                                                                  list[tuple[str, str]]]:
+    def _drop_voided_evidence(self, voids: Sequence[str]) -> list[tuple[str, str]]:
+        """Voided statements are no evidence: their rows leave the evidence table; returns the cells."""
+        gone = self.statements.voided_evidence(voids)
+        if gone:
+            self.db.execute("DELETE FROM evidence WHERE id IN (SELECT value FROM json_each(?))",
+                            (json.dumps([g[0] for g in gone]),))
+        return sorted({(student, skill) for _, student, skill in gone})
+
+    def _decide(self, requests: Sequence[WriteRequest]) -> Decided:
         """The rows to insert for `requests` (setting each one's `conflict` or `new_evidence`)."""
         stored = self._digests("statements", [i.id for r in requests for i in r.items if i.body is not None])
         evidence = self._digests("evidence", list(
             {i.id for r in requests for i in r.items if i.body is None}
             | {i.evidence.id for r in requests for i in r.items if i.evidence is not None}))
-        statement_rows: list[StatementRow] = []
+        out_rows: list[statement_db.StatementRow] = []
+        out_keys: list[tuple[str, int, int]] = []
         evidence_rows: list[EvidenceRow] = []
         outbound: list[tuple[str, str]] = []
+        definitions: list[tuple[str, str]] = []
+        voids: list[str] = []
+        parts: dict[str, Part] = {}
         for req in requests:
             new_st: dict[str, str] = {}
             new_ev: dict[str, str] = {}
-            st_rows: list[StatementRow] = []
+            st_rows: list[statement_db.StatementRow] = []
+            st_keys: list[tuple[str, int, int]] = []
             ev_rows: list[EvidenceRow] = []
             out: list[tuple[str, str]] = []
             new: list[Evidence] = []
@@ -185,7 +230,10 @@ class Store(Resource):
                     continue  # the same thing again: a no-op
                 if item.body is not None:
                     new_st[item.id] = item.digest
-                    st_rows.append((item.id, req.stored_at, item.digest, item.body))
+                    row, keys = self.statements.rows(item.id, req.stored_at, req.stored_us, item.digest, item.body,
+                                                     item.index)
+                    st_rows.append(row)
+                    st_keys += keys
                     out.append((item.id, item.outbound))
                 ev = item.evidence
                 if ev is not None and ev.id not in new_ev and ev.id not in evidence:
@@ -200,17 +248,31 @@ class Store(Resource):
                 continue  # nothing of this request
             stored.update(new_st)
             evidence.update(new_ev)
-            statement_rows += st_rows
+            out_rows += st_rows
+            out_keys += st_keys
             evidence_rows += ev_rows
             outbound += out
             req.new_evidence = new
-        return statement_rows, evidence_rows, outbound
+            parts.update(req.attachments)
+            for item in req.items:
+                idx = item.index
+                if idx is not None and item.id in new_st:
+                    definitions += idx.definitions
+                    if idx.voids and idx.ref is not None:
+                        voids.append(idx.ref)
+        return out_rows, out_keys, evidence_rows, outbound, definitions, voids, parts
 
     def _digests(self, table: str, ids: list[str]) -> dict[str, str]:
         """{id: digest} of the given ids that `table` holds."""
         if not ids:
             return {}
         return dict(self.db.execute(_DIGESTS[table], (json.dumps(ids),)).fetchall())
+
+    def use_fetch(self, fetch_id: str, now_us: int) -> bool:
+        """Mark a cmi5 fetch URL used; False if it already was (each works once)."""
+        with transaction(self.db) as db:
+            return db.execute("INSERT OR IGNORE INTO launch_fetches (id, at_us) VALUES (?, ?)",
+                              (fetch_id, now_us)).rowcount == 1
 
     def queue_snapshots(self, cells: Sequence[CellView], at: datetime, unit: UnitConfig,
                         band: Callable[[float], str]) -> int:

@@ -1,4 +1,4 @@
-"""Credential checks every service shares: bearer tokens and HTTP Basic, compared in constant time.
+"""Credential checks every service shares: bearer tokens, HTTP Basic and signed tokens, in constant time.
 
 Constant time because the tokens guard a school LAN where anyone can time requests; an empty configured
 secret never matches (a feature with no secret set is off, not open).
@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import hashlib
 import hmac
 
 
@@ -50,3 +51,14 @@ def basic_ok(header: str | None, user: str, password: str) -> bool:
 def secret_ok(sent: str, expected: str) -> bool:
     """A PIN or key typed into a form (never true for an empty `expected`)."""
     return _same(sent, expected)
+
+
+def sign(key: bytes, payload: bytes) -> str:
+    """An HMAC-SHA256 of `payload` under `key`, base64url without padding (a signed token's second half)."""
+    mac = hmac.new(key, payload, hashlib.sha256).digest()
+    return base64.urlsafe_b64encode(mac).decode("ascii").rstrip("=")
+
+
+def signature_ok(key: bytes, payload: bytes, signature: str) -> bool:
+    """Whether `signature` is `sign(key, payload)` (compared in constant time; an empty key never signs)."""
+    return bool(key) and hmac.compare_digest(sign(key, payload).encode(), signature.encode())

@@ -21,7 +21,8 @@ Producers without a transaction of their own use `Outbox(path).enqueue([(id, bod
 API for the uploader and the status page
 ----------------------------------------
 `Outbox(path)` opens its own connection to the same file: `pending(limit, after=0)` (oldest first),
-`mark_sent(ids)`, `quarantine(id, reason)`, `note_success()`, `note_error(message)`, `status()`.
+`mark_sent(ids)`, `quarantine(id, reason)`, `note_success()`, `note_error(message)`, `status()`,
+`attachments(hashes)` (the content of statements' attachments, kept by `add_attachments` when queued).
 Sent rows are deleted (the mastery store keeps the statements themselves; a counter remains);
 quarantined rows stay, with the reason, until someone looks at them.
 """
@@ -55,6 +56,11 @@ CREATE TABLE IF NOT EXISTS sync_outbox (
 );
 CREATE INDEX IF NOT EXISTS sync_outbox_state ON sync_outbox (state, seq);
 CREATE TABLE IF NOT EXISTS sync_meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS attachments (    -- attachment content of queued (and stored) statements, by SHA-2
+    sha2 TEXT PRIMARY KEY,
+    content_type TEXT NOT NULL,
+    content BLOB NOT NULL
+);
 """
 
 
@@ -99,15 +105,25 @@ class Outbox(Resource):
         return cur.rowcount == 1
 
     @staticmethod
-    def add_many(conn: sqlite3.Connection, items: Iterable[tuple[str, str]], *, now: float | None = None) -> int:
+    def add_many(conn: sqlite3.Connection, items: Iterable[tuple[str, str]], *, now: float | None = None,
+                 checked: Collection[str] = ()) -> int:
         """`add` for many (id, body_json) pairs in one statement (a group commit's worth); returns how many
-        were new. Every body is checked before anything is queued."""
+        were new. Every body is checked before anything is queued, except those whose ids are in `checked`
+        (bodies the producer built to this contract itself, e.g. from validated statements)."""
         at = time.time() if now is None else now
         rows = [(sid, body, at) for sid, body in items]
         for sid, body, _ in rows:
-            Outbox.check(sid, body)
+            if sid not in checked:
+                Outbox.check(sid, body)
         return conn.executemany("INSERT OR IGNORE INTO sync_outbox (id, body, queued_at) VALUES (?, ?, ?)",
                                 rows).rowcount
+
+    @staticmethod
+    def add_attachments(conn: sqlite3.Connection, parts: Iterable[tuple[str, str, bytes]]) -> None:
+        """Keep attachment content (sha2, content type, bytes) for statements queued in the same transaction:
+        the uploader sends it with them (multipart/mixed). Content is stored once per hash."""
+        conn.executemany("INSERT OR IGNORE INTO attachments (sha2, content_type, content) VALUES (?, ?, ?)",
+                         [(sha2.lower(), ctype, data) for sha2, ctype, data in parts])
 
     @staticmethod
     def check(statement_id: str, body_json: str) -> None:
@@ -136,6 +152,19 @@ class Outbox(Resource):
             (after, limit),
         ).fetchall()
         return [OutboxItem(int(s), str(i), str(b)) for s, i, b in rows]
+
+    def attachments(self, hashes: Collection[str]) -> dict[str, tuple[str, bytes]]:
+        """{sha2: (content type, content)} of the attachment content held for these hashes."""
+        return self.attachments_in(self.db, hashes)
+
+    @staticmethod
+    def attachments_in(conn: sqlite3.Connection, hashes: Collection[str]) -> dict[str, tuple[str, bytes]]:
+        """`attachments` on any connection to the file (the mastery service's reader uses its own)."""
+        if not hashes:
+            return {}
+        rows = conn.execute("SELECT sha2, content_type, content FROM attachments WHERE sha2 IN "
+                            "(SELECT value FROM json_each(?))", (json.dumps(sorted(hashes)),)).fetchall()
+        return {str(h): (str(t), bytes(c)) for h, t, c in rows}
 
     def mark_sent(self, ids: Collection[str]) -> int:
         """The LRS holds these statements (2xx): drop them from the queue. Returns how many were pending."""

@@ -8,8 +8,15 @@ Delivery rules (why each one is there):
   batch. The batch is split in halves and each half re-posted, down to single statements, which are
   quarantined with the LRS's reason; the rest goes through. Every re-post is strictly smaller, so this
   terminates (≤ 2·k·log2(batch) extra requests for k bad statements): never a retry loop.
-- Anything else (network error, timeout, 5xx, 429, 401/403) ends the round with nothing marked; the caller
-  retries with exponential back-off and full jitter (and at least the server's Retry-After).
+- A 5xx that keeps coming back for the same batch is treated like a rejection too: one bad statement can
+  crash an LRS's handler (Ralph answers 500 to some invalid ones) and would otherwise hold every statement
+  behind it. After SPLIT_AFTER_5XX failed attempts a batch is bisected; a single statement still failing is
+  quarantined with the LRS's answer, but only in a round where the LRS accepted others (an LRS that fails
+  everything is down, not picky: nothing is quarantined then). 502/503/504 never count (gateway, busy).
+- Anything else (network error, timeout, a first 5xx, 429, 401/403) ends the round with nothing marked; the
+  caller retries with exponential back-off and full jitter (and at least the server's Retry-After).
+- Statements with attachments sent without a fileUrl go as multipart/mixed with their content (kept in the
+  outbox file's attachments table), as xAPI requires.
 - 413: the batch is halved for the rest of the process's life.
 - gzip: xAPI says nothing about compressed requests; RFC 7694 does. The request body is gzipped once the LRS
   has listed gzip in an `Accept-Encoding` response header; a 415 to a gzipped request turns it off again.
@@ -36,6 +43,7 @@ import aiohttp
 
 from edge.config import DistrictConfig
 from edge.sync.outbox import Outbox, OutboxItem
+from edge.xapi import multipart
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -64,6 +72,8 @@ def ssl_context(district: DistrictConfig) -> ssl.SSLContext:
 
 STATEMENT_REJECTIONS = (400, 409, 422)  # the LRS refuses (some of) the statements themselves
 MAX_REJECTS_WITHOUT_SUCCESS = 20
+SPLIT_AFTER_5XX = 3  # failed attempts (5xx) of the same statements before their batch is bisected
+NOT_THE_STATEMENTS = (502, 503, 504)  # 5xx that say the LRS (or its gateway) is unavailable
 
 
 class _TooLarge(Exception):
@@ -86,6 +96,7 @@ class RoundResult:
     rejected: int = 0
     error: str | None = None
     retry_after: float | None = None
+    suspects: list[tuple[OutboxItem, str]] = field(default_factory=list)  # single statements that keep 5xx-ing
 
     @property
     def ok(self) -> bool:
@@ -135,7 +146,7 @@ class Uploader:
         self.timeout = aiohttp.ClientTimeout(total=timeout_s, sock_connect=min(10.0, timeout_s))
         self.gzip: bool = bool(gzip_requests)
         self._gzip_auto = gzip_requests is None
-        self._headers = {"X-Experience-API-Version": XAPI_VERSION, "Content-Type": "application/json"}
+        self._headers = {"X-Experience-API-Version": XAPI_VERSION}
         if (auth := auth_header(district)) is not None:
             self._headers["Authorization"] = auth
         self._ssl: ssl.SSLContext | bool = ssl_context(district) if self.url.startswith("https://") else False
@@ -143,6 +154,8 @@ class Uploader:
         self._db = ThreadPoolExecutor(max_workers=1, thread_name_prefix="sync-outbox")  # SQLite off the loop
         self._next_request_at = 0.0
         self._lock = asyncio.Lock()
+        self._failures: dict[str, int] = {}  # statement id -> 5xx answers to batches holding it
+        self._stale_connections = 0  # pooled connections that may have died with a 5xx (see _post)
 
     async def _run_db(self, fn: Any, *args: Any) -> Any:
         return await asyncio.get_running_loop().run_in_executor(self._db, fn, *args)
@@ -167,6 +180,7 @@ class Uploader:
             result = RoundResult()
             try:
                 await self._drain(result)
+                await self._settle_suspects(result)
             except TransientError as e:
                 result.error, result.retry_after = str(e), e.retry_after
                 await self._run_db(self.outbox.note_error, str(e))
@@ -209,7 +223,7 @@ class Uploader:
         for start in range(0, len(items), self.batch_size):  # batch_size may have shrunk after a 413
             chunk = items[start : start + self.batch_size]
             try:
-                status, reason = await self._post(chunk, result)
+                status, reason, retry_after = await self._post(chunk, result)
             except _TooLarge:
                 if len(chunk) == 1:
                     await self._quarantine(chunk[0], "LRS answered 413: statement too large", result)
@@ -221,6 +235,20 @@ class Uploader:
             if 200 <= status < 300:
                 n = await self._run_db(self.outbox.mark_sent, [i.id for i in chunk])
                 result.sent += n  # (not `+= await ...`: that reads `sent` before the await and loses updates)
+                for i in chunk:
+                    self._failures.pop(i.id, None)
+            elif status >= 500:
+                tries = 1 + max(self._failures.get(i.id, 0) for i in chunk)
+                for i in chunk:
+                    self._failures[i.id] = tries
+                if tries < SPLIT_AFTER_5XX:
+                    raise TransientError(f"LRS answered {status}: {reason}", retry_after)
+                if len(chunk) == 1:
+                    result.suspects.append((chunk[0], f"LRS answered {status} {tries} times: {reason}"))
+                    continue
+                half = len(chunk) // 2
+                await self._deliver(chunk[:half], result)
+                await self._deliver(chunk[half:], result)
             elif len(chunk) == 1:
                 if status != 409:
                     # A request-level 400 (misconfiguration) would otherwise quarantine the whole backlog.
@@ -236,14 +264,27 @@ class Uploader:
     async def _quarantine(self, item: OutboxItem, why: str, result: RoundResult) -> None:
         if await self._run_db(self.outbox.quarantine, item.id, why):
             result.quarantined += 1
+        self._failures.pop(item.id, None)
         log.warning("sync: statement %s quarantined (%s)", item.id, why.split(":")[0])
 
-    async def _post(self, chunk: Sequence[OutboxItem], result: RoundResult) -> tuple[int, str]:
-        """One POST; returns (status, reason) for 2xx and statement-level rejections, raises otherwise."""
-        payload = ("[" + ",".join(i.body for i in chunk) + "]").encode()
-        for _ in range(2):  # a 415 to a gzipped request is retried once, uncompressed
+    async def _settle_suspects(self, result: RoundResult) -> None:
+        """Quarantine the statements that keep failing alone, if the LRS took others this round."""
+        if not result.suspects:
+            return
+        if not result.sent:
+            raise TransientError(f"LRS answers 5xx to every statement tried ({result.suspects[0][1]})")
+        for item, why in result.suspects:
+            await self._quarantine(item, why, result)
+
+    async def _post(self, chunk: Sequence[OutboxItem], result: RoundResult) -> tuple[int, str, float | None]:
+        """One POST; returns (status, reason, Retry-After) for 2xx, statement-level rejections and 5xx that
+        may be the statements' fault; raises otherwise."""
+        payload, ctype = await self._payload(chunk)
+        attempts = 0
+        while attempts < 2:  # a 415 to a gzipped request is retried once, uncompressed
+            attempts += 1
             await self._pace()
-            headers = dict(self._headers)
+            headers = {**self._headers, "Content-Type": ctype}
             data = payload
             if self.gzip:
                 data = gzip.compress(payload, compresslevel=5)
@@ -256,10 +297,21 @@ class Uploader:
                     retry_after = _retry_after(resp.headers.get("Retry-After"))
                     if self._gzip_auto and "gzip" in resp.headers.get("Accept-Encoding", "").lower():
                         self.gzip = True
+                if status >= 500:
+                    # A server that failed may close its kept-alive connections unannounced (uvicorn does after
+                    # an unhandled exception, e.g. Ralph's 500s): a reset on a pooled one is retried (once each).
+                    self._stale_connections = self.concurrency
+            except (aiohttp.ClientOSError, aiohttp.ServerDisconnectedError) as e:
+                if self._stale_connections > 0:
+                    self._stale_connections -= 1
+                    attempts -= 1
+                    continue
+                raise TransientError(f"cannot reach the LRS: {type(e).__name__}") from None
             except (aiohttp.ClientError, TimeoutError, OSError) as e:
                 raise TransientError(f"cannot reach the LRS: {type(e).__name__}") from None
-            if 200 <= status < 300 or status in STATEMENT_REJECTIONS:
-                return status, _reason(text)
+            if 200 <= status < 300 or status in STATEMENT_REJECTIONS or (
+                    status >= 500 and status not in NOT_THE_STATEMENTS):
+                return status, _reason(text), retry_after
             if status == 415 and self.gzip:
                 log.info("sync: LRS refused a gzipped request (415); sending uncompressed")
                 self.gzip = self._gzip_auto = False
@@ -270,6 +322,16 @@ class Uploader:
                 raise TransientError(f"LRS refused the credentials ({status}): check district.lrs_* settings")
             raise TransientError(f"LRS answered {status}: {_reason(text)}", retry_after)
         raise TransientError("LRS refuses the request format (415)")
+
+    async def _payload(self, chunk: Sequence[OutboxItem]) -> tuple[bytes, str]:
+        """The request body: a JSON array, or multipart/mixed when statements carry attachment content."""
+        statements = ("[" + ",".join(i.body for i in chunk) + "]").encode()
+        wanted = {str(a["sha2"]).lower() for i in chunk if '"attachments"' in i.body
+                  for a in json.loads(i.body).get("attachments", ()) if "fileUrl" not in a}
+        if not wanted:
+            return statements, "application/json"
+        held: dict[str, tuple[str, bytes]] = await self._run_db(self.outbox.attachments, wanted)
+        return multipart.build(statements, [(h, ctype, data) for h, (ctype, data) in sorted(held.items())])
 
     async def _pace(self) -> None:
         if not self.min_interval:

@@ -19,8 +19,8 @@ from aiohttp.test_utils import TestClient, TestServer
 from edge.config import EdgeConfig, parse_config
 from edge.mastery.app import make_app
 from edge.mastery.replay import Event, replay
-from edge.mastery.xapi import OBJECTIVE_TYPE, SKILL_EXTENSION
 from edge.params import ParamSet, SkillParams
+from edge.xapi import OBJECTIVE_TYPE, SKILL_EXTENSION
 
 KEY = "s3cret"
 

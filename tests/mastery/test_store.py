@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 
 from edge.mastery.store import BACKSTOP_CHECKPOINT_PAGES, Item, Store, WriteRequest
-from edge.mastery.xapi import Evidence, evidence_statement
+from edge.xapi import Evidence, evidence_statement
 
 STORED_AT = "2024-05-01T10:00:00.000000Z"
 

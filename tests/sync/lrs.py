@@ -1,6 +1,6 @@
 """A real xAPI LRS for tests and benchmarks: Ralph 5.1 in its own venv (.lrs/venv, kept out of the product).
 
-    python tests/sync/lrs.py          # create .lrs/venv if missing (the Makefile's `lrs` target runs this)
+    python -m tests.sync.lrs          # create .lrs/venv if missing (the Makefile's `lrs` target runs this)
 
 `Ralph(workdir).start()` runs it on 127.0.0.1:<free port> in its own process group; `stop()` kills the group.
 """
@@ -29,7 +29,7 @@ REQUIREMENTS = ("ralph-malph[cli,backend-fs,lrs]>=5.1,<5.2", "requests")
 STAMP = VENV / ".installed"
 SERVE = Path(__file__).resolve().parent / "ralph_serve.py"
 USER, PASSWORD = "edge", "edge-test-password"
-INSTALL_HINT = f"python3 {Path(__file__).relative_to(ROOT)}  (or: make lrs)"
+INSTALL_HINT = "python3 -m tests.sync.lrs  (or: make lrs)"
 
 
 class LRSUnavailable(RuntimeError):

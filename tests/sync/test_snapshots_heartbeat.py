@@ -11,9 +11,9 @@ import pytest
 from aiohttp import web
 
 from edge.config import UnitConfig
-from edge.mastery.xapi import MASTERY_EXTENSION, snapshot_statement
 from edge.sync.heartbeat import build_heartbeat, send_heartbeat
 from edge.sync.uploader import Backoff, statements_url
+from edge.xapi import MASTERY_EXTENSION, snapshot_statement
 from tests.net import free_port
 
 

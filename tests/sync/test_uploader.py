@@ -1,4 +1,4 @@
-"""The uploader against a real LRS (Ralph): delivery, LRS down and back, re-sends, 409 and 4xx quarantine."""
+"""The uploader against a real LRS (Ralph): delivery, LRS down and back, re-sends, 409, 4xx and 5xx quarantine."""
 
 from __future__ import annotations
 
@@ -7,7 +7,8 @@ import json
 import pytest
 
 from edge.sync.outbox import Outbox
-from edge.sync.uploader import Uploader
+from edge.sync.uploader import SPLIT_AFTER_5XX, Uploader
+from tests.sync.faultproxy import FaultProxy
 from tests.sync.helpers import assert_lrs_holds_exactly, district, items, statement
 from tests.sync.lrs import Ralph
 
@@ -124,7 +125,7 @@ async def test_snapshot_statements_are_valid_xapi_for_the_lrs(ralph: Ralph, outb
     from datetime import UTC, datetime
 
     from edge.config import UnitConfig
-    from edge.mastery.xapi import snapshot_item
+    from edge.xapi import snapshot_item
 
     unit = UnitConfig(room="Room 12", school="Lincoln")
     at = datetime(2026, 3, 2, 15, 0, tzinfo=UTC)
@@ -139,3 +140,46 @@ async def test_snapshot_statements_are_valid_xapi_for_the_lrs(ralph: Ralph, outb
         await up.close()
     assert result.ok and result.sent == 6
     assert_lrs_holds_exactly(ralph, {i for i, _ in snaps})
+
+
+async def test_a_statement_the_lrs_keeps_answering_500_is_quarantined_and_the_rest_delivered(
+        ralph: Ralph, outbox: Outbox) -> None:
+    """An outbox written before strict validation holds a statement Ralph crashes on (mbox not mailto:): after
+    SPLIT_AFTER_5XX attempts its batch is bisected, it is quarantined, and the 107 behind it arrive."""
+    good = items(107)
+    poison = statement(999)
+    poison["actor"] = {"objectType": "Agent", "mbox": "student@school.example"}
+    outbox.enqueue([*good[:40], (poison["id"], json.dumps(poison)), *good[40:]])
+    up = Uploader(outbox, district(ralph.base_url))
+    rounds = []
+    try:
+        for _ in range(SPLIT_AFTER_5XX + 2):
+            rounds.append(await up.run_round())
+            if rounds[-1].ok:
+                break
+    finally:
+        await up.close()
+    assert [r.ok for r in rounds] == [False] * (SPLIT_AFTER_5XX - 1) + [True]
+    assert all("500" in (r.error or "") for r in rounds[:-1])
+    st = outbox.status()
+    assert st["backlog"] == 0 and st["quarantined"] == 1
+    (q,) = st["quarantine"]
+    assert q["id"] == poison["id"] and q["reason"].startswith("LRS answered 500")
+    # bisection of one 100-statement batch (1 + 2 per level), each 500 costing at most one retry on a fresh connection
+    assert rounds[-1].requests <= 2 * (1 + 2 * 7)
+    assert_lrs_holds_exactly(ralph, {i for i, _ in good})
+
+
+async def test_an_lrs_that_answers_500_to_everything_quarantines_nothing(
+        ralph: Ralph, proxy: FaultProxy, outbox: Outbox) -> None:
+    outbox.enqueue(items(5))
+    proxy.faults(default="500")
+    up = Uploader(outbox, district(proxy.url + "/xAPI"))
+    try:
+        rounds = [await up.run_round() for _ in range(SPLIT_AFTER_5XX + 2)]
+    finally:
+        await up.close()
+    assert not any(r.ok for r in rounds)
+    assert "every statement" in (rounds[-1].error or "")  # bisected down to single statements, all refused
+    st = outbox.status()
+    assert st["backlog"] == 5 and st["quarantined"] == 0

@@ -12,8 +12,8 @@ from urllib.parse import quote
 
 from edge.config import EdgeConfig
 from edge.exc import GroupingError, MasteryUnavailable
-from edge.mastery.xapi import AUTH_USER
 from edge.rotation.groups.model import StudentScore
+from edge.xapi import AUTH_USER
 
 TIMEOUT_S = 5.0
 

@@ -25,7 +25,7 @@ from edge.fsutil import atomic_write
 from edge.rotation.periods import PeriodStore
 from edge.rotation.service import RotationService
 from edge.rotation.status_line import clock_text
-from edge.rotation.web import api, auth, ops, pages
+from edge.rotation.web import api, auth, launch, ops, pages
 from edge.rotation.web.context import EXT, WebContext
 from edge.rotation.web.openapi import SESSION_COOKIE
 from edge.rotation.web.ops import rotation_health
@@ -108,6 +108,7 @@ def create_app(config: EdgeConfig, rotation: RotationService) -> Flask:
     app.register_blueprint(auth.bp)
     app.register_blueprint(api.bp)
     app.register_blueprint(ops.bp)
+    app.register_blueprint(launch.bp)
     app.jinja_env.globals.update(csrf_token=auth.csrf_token, clock_text=clock_text, room=config.unit.room,
                                  teacher_logged_in=lambda: auth.session_state() == "ok")
 

@@ -26,6 +26,7 @@ from edge.rotation.web import regroup
 from edge.rotation.web.auth import teacher_required
 from edge.rotation.web.context import ctx
 from edge.rotation.web.forms import KIND_LABELS, Form, periods_form, periods_from_form, plan_form, plan_from_form
+from edge.rotation.web.launch import display_names, lesson_base, members
 from edge.rotation.web.state import state_json
 
 log = logging.getLogger(__name__)
@@ -39,18 +40,14 @@ ACTION_WORDS = {
 }
 
 
-def lesson_base() -> str:
-    """Lesson links go to the lesson cache on this same unit, by the name the Chromebook used for it."""
-    host = request.host
-    hostname = host[: host.index("]") + 1] if host.startswith("[") else host.split(":")[0]
-    return f"{request.scheme}://{hostname}:{ctx().config.cache.port}/"
-
-
 @bp.get("/")
 def student() -> str:
     state = state_json(ctx())
     group = request.args.get("group", "").strip()
-    return render_template("student.html", state=state, group=group, lesson_base=lesson_base())
+    names = display_names(members(group)) if group else {}
+    student = request.args.get("student", "")
+    return render_template("student.html", state=state, group=group, lesson_base=lesson_base(),
+                           students=names, student=student if student in names else "")
 
 
 @bp.get("/board")

@@ -101,6 +101,10 @@
   }
 
   function lessonHref(path) {
+    if (body.dataset.student) {  // the student picked themselves: /launch mints their lesson credential
+      return "/launch?group=" + encodeURIComponent(body.dataset.group) + "&student=" +
+        encodeURIComponent(body.dataset.student) + "&lesson=" + encodeURIComponent(path);
+    }
     return body.dataset.lessonBase + path.split("/").map(encodeURIComponent).join("/");
   }
 

@@ -1,5 +1,5 @@
-"""The xAPI 1.0.3 statement vocabulary of the appliance: validation that names the bad field, evidence, and
-every statement the unit builds itself (compact evidence, mastery snapshots). Sync only transports them.
+"""The appliance's own xAPI vocabulary: evidence (which statements are scored responses), compact evidence,
+and every statement the unit builds itself (compact evidence, mastery snapshots). Sync only transports them.
 
 Evidence is a statement whose verb is answered/passed/failed/completed and whose result has `success`;
 the student is `actor.account.name`, the skill comes from the lesson manifest's activity → skill mapping,
@@ -22,7 +22,7 @@ from urllib.parse import quote
 from edge import __version__
 from edge.config import UnitConfig
 from edge.exc import StatementError
-from edge.mastery.replay import parse_timestamp
+from edge.xapi.formats import parse_event_time, parse_timestamp, timestamp_us
 
 EVIDENCE_VERBS = frozenset({"answered", "passed", "failed", "completed"})
 BASE = "https://w3id.org/xapi/classroom-edge"
@@ -35,9 +35,6 @@ OBJECTIVE_TYPE = "http://adlnet.gov/expapi/activities/objective"
 XAPI_VERSION = "1.0.3"
 AUTH_USER = "class"
 AUTHORITY = {"objectType": "Agent", "account": {"homePage": "urn:classroom-edge", "name": AUTH_USER}}
-TOP_LEVEL = frozenset({"id", "actor", "verb", "object", "result", "context", "timestamp", "stored",
-                       "authority", "version", "attachments"})
-AGENT_IFIS = ("mbox", "mbox_sha1sum", "openid", "account")
 
 
 @dataclass(frozen=True)
@@ -80,70 +77,10 @@ def _obj(value: Any, field: str) -> Mapping[str, Any]:
     return value
 
 
-def _str(value: Any, field: str, iri: bool = False) -> str:
+def _str(value: Any, field: str) -> str:
     if not isinstance(value, str) or not value:
         raise StatementError(field, "must be a non-empty string")
-    if iri and ":" not in value:
-        raise StatementError(field, "must be an IRI")
     return value
-
-
-def _timestamp(value: Any, field: str) -> int:
-    if not isinstance(value, str):
-        raise StatementError(field, "must be an ISO 8601 string")
-    try:
-        if "T" not in value:
-            raise ValueError
-        return to_us(parse_timestamp(value))
-    except ValueError:
-        raise StatementError(field, f"must be an ISO 8601 timestamp, got {value!r}") from None
-
-
-def _agent(value: Any, field: str) -> None:
-    actor = _obj(value, field)
-    kind = actor.get("objectType", "Agent")
-    if kind not in ("Agent", "Group"):
-        raise StatementError(f"{field}.objectType", "must be Agent or Group")
-    ifis = [k for k in AGENT_IFIS if k in actor]
-    if kind == "Agent" and len(ifis) != 1:
-        raise StatementError(field, "must have exactly one of mbox, mbox_sha1sum, openid, account")
-    if "account" in actor:
-        account = _obj(actor["account"], f"{field}.account")
-        _str(account.get("homePage"), f"{field}.account.homePage", iri=True)
-        _str(account.get("name"), f"{field}.account.name")
-
-
-def validate_statement(value: Any, field: str) -> dict[str, Any]:
-    """Check the parts of a statement we rely on (and reject unknown top-level properties, as xAPI asks)."""
-    st = dict(_obj(value, field))
-    for key in st:
-        if key not in TOP_LEVEL:
-            raise StatementError(f"{field}.{key}", "is not an xAPI statement property")
-    if "id" in st:
-        sid = _str(st["id"], f"{field}.id")
-        try:
-            if str(uuid.UUID(sid)) != sid.lower():
-                raise ValueError
-        except ValueError:
-            raise StatementError(f"{field}.id", "must be a UUID") from None
-        st["id"] = sid.lower()
-    if "actor" not in st:
-        raise StatementError(f"{field}.actor", "is required")
-    _agent(st["actor"], f"{field}.actor")
-    verb = _obj(st.get("verb"), f"{field}.verb")
-    _str(verb.get("id"), f"{field}.verb.id", iri=True)
-    obj = _obj(st.get("object"), f"{field}.object")
-    if obj.get("objectType", "Activity") == "Activity":
-        _str(obj.get("id"), f"{field}.object.id", iri=True)
-    if "result" in st:
-        result = _obj(st["result"], f"{field}.result")
-        if "success" in result and not isinstance(result["success"], bool):
-            raise StatementError(f"{field}.result.success", "must be true or false")
-    if "context" in st:
-        _obj(st["context"], f"{field}.context")
-    if "timestamp" in st:
-        _timestamp(st["timestamp"], f"{field}.timestamp")
-    return st
 
 
 def _context_skill(context: Mapping[str, Any]) -> str | None:
@@ -180,7 +117,12 @@ def evidence_of(st: Mapping[str, Any], stored_us: int, activity_skills: Mapping[
         skill = _context_skill(st["context"])
     if skill is None:
         return None
-    ts = _timestamp(st["timestamp"], "timestamp") if "timestamp" in st else stored_us
+    ts = stored_us
+    if "timestamp" in st:
+        when = parse_timestamp(st["timestamp"])
+        if when is None:
+            raise StatementError("timestamp", "must be an ISO 8601 date and time")
+        ts = timestamp_us(when)
     return Evidence(str(st["id"]), str(account["name"]), skill, bool(result["success"]), ts)
 
 
@@ -200,7 +142,7 @@ def parse_compact(value: Any, field: str) -> Evidence:
     if isinstance(ts_raw, bool) or not isinstance(ts_raw, int | float | str):
         raise StatementError(f"{field}.timestamp", "must be ISO 8601 or epoch seconds")
     try:
-        ts = to_us(parse_timestamp(repr(ts_raw) if not isinstance(ts_raw, str) else ts_raw))
+        ts = to_us(parse_event_time(repr(ts_raw) if not isinstance(ts_raw, str) else ts_raw))
     except ValueError:
         raise StatementError(f"{field}.timestamp", f"must be ISO 8601 or epoch seconds, got {ts_raw!r}") from None
     return Evidence(ident, student, skill, bool(correct), ts)
@@ -290,56 +232,3 @@ def snapshot_item(**kwargs: Any) -> tuple[str, str]:
     """(statement id, body JSON) for `Outbox.add`/`Outbox.enqueue`; arguments as `snapshot_statement`."""
     st = snapshot_statement(**kwargs)
     return st["id"], json.dumps(st, separators=(",", ":"), ensure_ascii=False)
-
-
-@dataclass(slots=True)
-class Item:
-    """One thing to store: an xAPI statement (with its evidence, if any) or a compact evidence item.
-
-    The JSON texts are made by the request handler (off the writer thread), once per item.
-    """
-
-    id: str
-    digest: str
-    body: str | None  # the statement as stored (JSON text); None for compact evidence
-    evidence: Evidence | None
-    outbound: str = ""  # a statement as the district gets it (JSON text), queued with it; "" for compact evidence
-
-
-_AUTHORITY_JSON = json.dumps(AUTHORITY)
-_VERSION_TAIL = f',"version":{json.dumps(XAPI_VERSION)}}}'
-
-
-def prepare_statements(statements: list[Any], where: str, stored_us: int,
-                       activity_skills: Mapping[str, str]) -> tuple[list[Item], list[str]]:
-    """Validated items to store (a repeat within the request once) and every statement's id, in order.
-
-    Each statement is encoded once: its canonical text gives the digest, and the bodies for the store and the
-    district are that text with the properties this LRS sets appended (JSON key order carries no meaning).
-    """
-    items: list[Item] = []
-    ids: list[str] = []
-    seen: dict[str, str] = {}
-    stored_json = json.dumps(iso(stored_us))
-    stored_tail = f',"stored":{stored_json},"authority":{_AUTHORITY_JSON}}}'
-    for i, raw in enumerate(statements):
-        field = f"{where}[{i}]" if where else "statement"
-        sent = validate_statement(raw, field)  # a fresh dict
-        for key in ("stored", "authority", "version"):  # the LRS's to set
-            sent.pop(key, None)
-        if "id" not in sent:
-            sent["id"] = str(uuid.uuid4())
-        sid: str = sent["id"]
-        text = canonical(sent)
-        d = digest_text(text)
-        ids.append(sid)
-        if sid in seen:
-            if seen[sid] != d:
-                raise StatementError(f"{field}.id", "repeats an earlier statement id in this request")
-            continue
-        seen[sid] = d
-        # as sent, with a timestamp (when it was stored, if it had none) and the version: what the district gets
-        outbound = text[:-1] + ("" if "timestamp" in sent else f',"timestamp":{stored_json}') + _VERSION_TAIL
-        body = outbound[:-1] + stored_tail  # as stored here and served by GET
-        items.append(Item(sid, d, body, evidence_of(sent, stored_us, activity_skills), outbound))
-    return items, ids
