@@ -134,10 +134,34 @@ async def test_uncached_object_with_upstream_down_is_504_json(tmp_path: Path) ->
         assert "unavailable" in r.json()["error"] and r.json()["status"] == 504
 
 
-async def test_upstream_5xx_uncached_is_502_json(tmp_path: Path) -> None:
+async def test_upstream_5xx_is_passed_through_as_it_is(tmp_path: Path) -> None:
+    """Issue 15 replaced the old rewrite of an origin 5xx into a 502 of the cache's own: the origin's status and
+    body reach the client, and one URL's 5xx does not put the origin in back-off."""
     async with Harness(tmp_path, Origin(fail_status=503)) as h:
         r = await h.get("/up/lesson.html")
-        assert r.status == 502 and "503" in r.json()["reason"]
+        assert (r.status, r.body, r.x_cache) == (503, b"upstream trouble", "MISS")
+        assert not h.svc.is_down("up") and h.svc.store.get("up/lesson.html") is None
+        assert (await h.get("/up/lesson.html")).status == 503
+        assert h.origin.count("lesson.html") == 2
+
+
+async def test_an_invalid_upstream_response_is_502_json(tmp_path: Path) -> None:
+    async def garbage(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await reader.readuntil(b"\r\n\r\n")
+        writer.write(b"this is not HTTP\r\n\r\n")
+        await writer.drain()
+        writer.close()
+
+    server = await asyncio.start_server(garbage, "127.0.0.1", 0)
+    port = server.sockets[0].getsockname()[1]
+    try:
+        async with Harness(tmp_path, origins={"up": f"http://127.0.0.1:{port}/files"}) as h:
+            r = await h.get("/up/lesson.html")
+            assert r.status == 502 and r.json()["status"] == 502 and "invalid response" in r.json()["reason"]
+            assert not h.svc.is_down("up")  # the origin answered: no back-off for everything else
+    finally:
+        server.close()
+        await server.wait_closed()
 
 
 def test_store_check_repairs_orphans_and_bad_entries(tmp_path: Path) -> None:
