@@ -72,9 +72,15 @@ class Handlers:
     async def get(self, request: web.Request) -> web.StreamResponse:
         target = self._target(request.raw_path)
         svc = self.svc
+        now = time.time()
+        entry = svc.store.in_memory(target.key)
+        if (entry is not None and now < entry.fresh_until and "Cache-Control" not in request.headers
+                and "Pragma" not in request.headers):
+            # The hot path (a fresh response without Vary, a request without cache directives): nothing else to
+            # look at, so nothing else is computed.
+            return await self.serve_entry(request, entry, "HIT", target, None)
         want = Want.of(request.headers, svc.admin_token)
         entry = svc.store.lookup(target.key, want.headers)
-        now = time.time()
         if entry is not None and now >= entry.fresh_until and svc.locks is not None:
             # Another worker may have refreshed or replaced it: our in-memory mirror can be behind.
             entry = svc.store.reload_url(target.key, want.headers)
@@ -96,7 +102,7 @@ class Handlers:
         return await self.serve_download(request, dl, joined, target, want)
 
     async def serve_entry(self, request: web.Request, entry: Entry, label: str, target: Target,
-                          want: Want) -> web.StreamResponse:
+                          want: Want | None) -> web.StreamResponse:
         svc = self.svc
         try:
             # Opening a cached body is a metadata lookup; cheaper inline than a thread hop per hit.
@@ -108,6 +114,7 @@ class Handlers:
             if newer is not None and newer.body != entry.body:
                 return await self.serve_entry(request, newer, label, target, want)
             svc.store.remove(entry.key)
+            want = want or Want.of(request.headers, svc.admin_token)
             dl, joined = svc.download(target, want)
             return await self.serve_download(request, dl, joined, target, want)
         key = target.key

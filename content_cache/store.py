@@ -81,6 +81,10 @@ class Store:
         self.total_bytes += entry.size
         return entry
 
+    def in_memory(self, url_key: str) -> Entry | None:
+        """The URL's entry if this process holds it and the URL does not vary (the hit path: a dict lookup)."""
+        return self._mem.get(url_key)
+
     def lookup(self, url_key: str, request_headers: Fields) -> Entry | None:
         """The stored response for a request: the URL's entry, or the variant its Vary fields select."""
         entry = self._mem.get(url_key)
