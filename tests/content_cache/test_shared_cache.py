@@ -275,3 +275,24 @@ async def test_cdn_cache_control_is_obeyed_unless_the_origin_says_not(tmp_path: 
         async with Harness(tmp_path / label, Origin(objects={"a": obj}), origin_settings=settings) as h:
             await h.get("/up/a")
             assert (await h.get("/up/a")).x_cache == label
+
+
+async def test_a_bug_handling_a_response_is_a_502_not_a_stray_task(tmp_path: Path,
+                                                                   monkeypatch: pytest.MonkeyPatch) -> None:
+    """The first conformance run found an asctime Expires crashing the download task; waiters got a 504 and the
+    task's exception was never retrieved. Any unexpected error now ends the download: logged, a 502 for all."""
+    from content_cache import fetch
+
+    def broken(*args: object, **kwargs: object) -> None:
+        raise IndexError("no such group")
+
+    origin = Origin(objects={"a": Obj(b"A", expires="Thu Aug  8 02:01:18 2050")})
+    async with Harness(tmp_path, origin) as h:
+        with monkeypatch.context() as m:
+            m.setattr(fetch, "freshness", broken)
+            replies = await asyncio.gather(*(h.get("/up/a") for _ in range(3)))
+        assert [r.status for r in replies] == [502] * 3 and "could not handle" in replies[0].json()["reason"]
+        assert not h.svc.inflight and not h.svc.is_down("up")
+        r = await h.get("/up/a")  # and the asctime date itself parses
+        assert (r.status, r.x_cache) == (200, "MISS")
+        assert (await h.get("/up/a")).x_cache == "HIT"
