@@ -5,7 +5,6 @@ ranges and hashed against manifests, so they must be the representation itself).
 
 from __future__ import annotations
 
-from collections.abc import Mapping
 from dataclasses import dataclass, field
 
 from multidict import CIMultiDict, CIMultiDictProxy
@@ -49,10 +48,3 @@ class Want:
     @classmethod
     def of(cls, headers: CIMultiDictProxy[str] | CIMultiDict[str], admin_token: str) -> Want:
         return cls(request_fields(headers, admin_token, cached=True), request_directives(headers))
-
-    @classmethod
-    def fields(cls, extra: Mapping[str, str]) -> Want:
-        """A request the cache makes itself (prefetch) with these fields."""
-        headers = CIMultiDict(extra)
-        headers["Accept-Encoding"] = "identity"
-        return cls(headers)

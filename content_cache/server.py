@@ -85,8 +85,7 @@ class Handlers:
             # Another worker may have refreshed or replaced it: our in-memory mirror can be behind.
             entry = svc.store.reload_url(target.key, want.headers)
         if entry is not None:
-            if (now < entry.fresh_until and not want.directives) or satisfies(
-                    want.directives, entry.fresh_until, entry.age(now), now):
+            if satisfies(want.directives, entry.fresh_until, entry.age(now), now):
                 return await self.serve_entry(request, entry, "HIT", target, want)
             stale_for = now - entry.fresh_until
             if 0 <= stale_for < entry.swr_s and "no-cache" not in want.directives:

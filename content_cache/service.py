@@ -161,7 +161,9 @@ class CacheService:
         A new one is registered (others may join it) under the request's variant key when the URL's Vary is
         known, else the URL key; when that slot is taken by a download `want` may not share, it runs alone.
         """
-        names = self.store.vary_names(target.key)
+        # The URL's Vary: as stored, else as the response in flight for the URL key has just said.
+        flight = self.inflight.get(target.key)
+        names = self.store.vary_names(target.key) or (flight.vary if flight is not None else None)
         keys = [variant_key(target.key, names, want.headers)] if names else []
         keys.append(target.key)
         now = time.time()
@@ -169,12 +171,7 @@ class CacheService:
             dl = self.inflight.get(key)
             if dl is not None and dl is not exclude and dl.joinable(want, now):
                 return dl, True
-        slot: str | None = keys[0]
-        other = self.inflight.get(target.key)
-        if slot == target.key and other is not None and other.vary:
-            slot = variant_key(target.key, other.vary, want.headers)  # the Vary the URL just answered with
-        if slot in self.inflight:
-            slot = None
+        slot: str | None = keys[0] if keys[0] not in self.inflight else None
         dl = Download(self, target, want, stale, expect, slot)
         if slot is not None:
             self.inflight[slot] = dl
@@ -212,7 +209,9 @@ class CacheService:
         if self.store.total_bytes <= self.max_bytes:
             return
         protected = {k.split(VARIANT_SEP, 1)[0] for k in self.inflight} | set(self.serving)
-        for entry in self.store.eviction_candidates(protected):
+        candidates = sorted((e for e in self.store.entries() if not e.pinned and e.primary not in protected),
+                            key=lambda e: e.last_access)  # least recently used first
+        for entry in candidates:
             if self.store.total_bytes <= self.max_bytes:
                 break
             self.store.remove(entry.key)

@@ -15,7 +15,7 @@ import logging
 import os
 import secrets
 import time
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 from types import TracebackType
 from typing import Any
@@ -228,17 +228,18 @@ class Store:
             kept: VarySet | None = None
             if entry.vary:
                 if vs is None or vs.names != entry.vary:
-                    doomed = (vs.keys if vs is not None else set()) | ({url_key} if isinstance(head, dict) else set())
+                    doomed = set(vs.keys) if vs is not None else {url_key} if isinstance(head, dict) else set()
                     vs = VarySet(entry.vary)
                 vs.keys.add(entry.key)
                 doomed.discard(entry.key)
-                self._index.set(url_key, vs.to_raw())
                 kept = vs
             elif vs is not None:
                 doomed = set(vs.keys)
             for key in doomed:
-                if isinstance(old_raw := self._index.pop(key, None), dict) and old_raw.get("kind") != "vary":
+                if isinstance(old_raw := self._index.pop(key, None), dict):
                     replaced.append(old_raw)
+            if kept is not None:  # after the doomed records: a plain entry at the URL key is one of them
+                self._index.set(url_key, kept.to_raw())
             # A pin survives a new version, whether this process or another one saw the pin.
             old = self._mem.get(entry.key)
             entry.pinned = entry.pinned or (old is not None and old.pinned) or any(
@@ -271,7 +272,9 @@ class Store:
         entry = self._mem.pop(key, None)
         url_key = key.split(VARIANT_SEP, 1)[0]
         with self._index.transact():
-            raw = self._index.pop(key, None)
+            raw = self._index.get(key)
+            if vary_from_raw(raw) is None:  # a VarySet another process wrote at the URL key stays
+                self._index.pop(key, None)
             if url_key != key and (vs := vary_from_raw(self._index.get(url_key))) is not None:
                 vs.keys.discard(key)
                 if vs.keys:
@@ -303,14 +306,6 @@ class Store:
             removed.append(entry)
         self._index.pop(url_key, None)
         return removed
-
-    def eviction_candidates(self, protected: Iterable[str]) -> list[Entry]:
-        """Unpinned entries not protected (by their store or URL key), least recently used first."""
-        keep = set(protected)
-        return sorted(
-            (e for e in self._mem.values() if not e.pinned and e.key not in keep and e.primary not in keep),
-            key=lambda e: e.last_access,
-        )
 
     # -- repair ----------------------------------------------------------------------------------------
 

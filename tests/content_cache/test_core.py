@@ -263,3 +263,34 @@ def test_stores_sharing_a_dir_never_write_back_an_old_version(tmp_path: Path) ->
     assert a.get("up/x") is None and a.total_bytes == 0
     a.close()
     b.close()
+
+
+def test_a_stale_plain_entry_removed_by_one_process_leaves_anothers_variants(tmp_path: Path) -> None:
+    """Worker A still mirrors a URL's plain entry; worker B stores a Vary variant (its VarySet replaces the plain
+    entry at the URL key). A finds the old body gone and removes its entry: B's VarySet and variant stay."""
+    from multidict import CIMultiDict
+
+    from content_cache.store import Entry, variant_key
+
+    a, b = Store(tmp_path), Store(tmp_path)
+
+    def commit(store: Store, key: str, data: bytes, vary: tuple[str, ...] = ()) -> Entry:
+        tmp = store.new_temp()
+        tmp.write_bytes(data)
+        entry = Entry(key=key, url="http://o/x", origin="up", body=store.body_name(key), size=len(data),
+                      sha256="0" * 64, fetched_at=0.0, fresh_until=0.0, vary=vary)
+        store.commit(tmp, entry)
+        return entry
+
+    commit(a, "up/x", b"plain")
+    de = CIMultiDict({"Accept-Language": "de"})
+    key = variant_key("up/x", ("accept-language",), de)
+    commit(b, key, b"Hallo", ("accept-language",))
+    assert a.in_memory("up/x") is not None  # A's mirror is behind
+    a.remove("up/x")  # what serving does when the body it knew is gone
+    a.sync()
+    assert a.lookup("up/x", de) is not None and a.lookup("up/x", de).key == key  # type: ignore[union-attr]
+    b.sync()
+    assert [e.key for e in b.variants("up/x")] == [key]
+    a.close()
+    b.close()
