@@ -20,6 +20,7 @@ from content_cache.coordination import Partial
 from content_cache.entry import Entry
 from content_cache.fields import Fields, end_to_end
 from content_cache.http import (
+    Freshness,
     freshness,
     revalidation_matches,
     secondary_key,
@@ -116,8 +117,8 @@ async def _answer(dl: Download, up: UpstreamResponse) -> bool:
     return False
 
 
-def _describe(dl: Download, up: UpstreamResponse) -> tuple[bool, Any]:
-    """Set the response's fields and caching facts on `dl`; (store it?, its Freshness)."""
+def _describe(dl: Download) -> tuple[bool, Freshness]:
+    """Set the response's caching facts on `dl`; (store it?, its Freshness)."""
     policy = dl.svc.policy(dl.target.origin)
     fr = freshness(dl.headers, policy.default_ttl_s, time.time(), status=dl.status, request_time=dl.requested_at,
                    targeted=policy.targeted)
@@ -153,7 +154,7 @@ async def receive(dl: Download, up: UpstreamResponse, partial: Partial | None) -
         os.lseek(dl.wfd, start, os.SEEK_SET)
         svc.stats.resumed += 1
         log.info("resuming %s at byte %d of %d", dl.target.key, start, partial.total)
-    store, fr = _describe(dl, up)
+    store, fr = _describe(dl)
     # From here readers read our temp file (after a takeover: instead of the dead leader's).
     dl.close_source()
     dl.path = dl.tmp
@@ -195,7 +196,7 @@ async def receive(dl: Download, up: UpstreamResponse, partial: Partial | None) -
         svc.store.remove(dl.stale.key)  # gone upstream: stop serving it
 
 
-def _commit(dl: Download, digest: str, fr: Any) -> None:
+def _commit(dl: Download, digest: str, fr: Freshness) -> None:
     svc, t = dl.svc, dl.target
     vary = dl.vary or ()
     key = variant_key(t.key, vary, dl.want.headers) if vary else t.key

@@ -159,7 +159,6 @@ class Freshness:
     sie_s: float  # stale-if-error window after fresh_until (RFC 5861)
     no_stale: bool = False  # must-revalidate, proxy-revalidate, no-cache or s-maxage: never served stale
     initial_age: float = 0.0
-    explicit: bool = False  # freshness from the origin (max-age, s-maxage, Expires), not heuristic or TTL
 
 
 def freshness(headers: Fields, default_ttl_s: float = 0.0, now: float | None = None, *,
@@ -173,8 +172,7 @@ def freshness(headers: Fields, default_ttl_s: float = 0.0, now: float | None = N
     now = time.time() if now is None else now
     sent = now if request_time is None else request_time
     cc = response_directives(headers, targeted)
-    explicit = explicit_lifetime(headers, cc, now)
-    lifetime = explicit
+    lifetime = explicit_lifetime(headers, cc, now)
     if lifetime is None and (status in HEURISTIC_STATUSES or "public" in cc):
         lifetime = float(default_ttl_s) if default_ttl_s > 0 else heuristic_lifetime(headers, now)
     if lifetime is None or ("no-cache" in cc and cc.fields("no-cache") is None):
@@ -185,7 +183,7 @@ def freshness(headers: Fields, default_ttl_s: float = 0.0, now: float | None = N
     swr = 0 if no_stale else cc.seconds("stale-while-revalidate") or 0
     sie = 0 if no_stale else cc.seconds("stale-if-error") or 0
     return Freshness(store=response_storable(status, cc), fresh_until=now + lifetime - age, swr_s=float(swr),
-                     sie_s=float(sie), no_stale=no_stale, initial_age=age, explicit=explicit is not None)
+                     sie_s=float(sie), no_stale=no_stale, initial_age=age)
 
 
 # -- what may be stored (RFC 9111 §3) ----------------------------------------------------------------------

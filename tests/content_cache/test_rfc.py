@@ -127,7 +127,7 @@ def test_freshness_lifetime_and_age() -> None:
     past = "Thu, 01 Jan 1970 00:00:01 GMT"
     assert freshness(fields(("Cache-Control", "max-age=3600"), ("Expires", past)), now=now).fresh_until == now + 3600
     assert freshness(fields(("Expires", "0")), 3600, now=now).fresh_until == now
-    assert freshness(fields(("Expires", "0"), ("Last-Modified", past)), now=now).explicit
+    assert freshness(fields(("Expires", "0"), ("Last-Modified", past)), now=now).fresh_until == now  # no heuristic
     # Heuristic: 10% of the time since Last-Modified, capped; none without Last-Modified or for a 201.
     lm = fields(("Last-Modified", "Thu, 01 Jan 1970 00:00:00 GMT"), ("Date", "Thu, 01 Jan 1970 00:16:40 GMT"))
     assert freshness(lm, now=1000.0).fresh_until == 1000.0 + 100.0
