@@ -5,6 +5,7 @@ freshness and per-origin settings; all against the test-controlled origin on 127
 from __future__ import annotations
 
 import asyncio
+from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
@@ -238,8 +239,18 @@ async def test_request_bodies_are_bounded_and_methods_checked(tmp_path: Path, mo
         r = await h.get("/up/upload", method="PUT", data=b"x" * 1001)
         assert r.status == 413 and r.json()["key"] == "Content-Length"
         assert (await h.get("/up/upload", method="PUT", data=b"x" * 1000)).status == 200
+
+        async def chunked(n: int) -> AsyncIterator[bytes]:  # no Content-Length: counted while relayed
+            for _ in range(n):
+                yield b"y" * 100
+
+        assert h.session is not None
+        async with h.session.post(h.url("/up/upload"), data=chunked(11)) as r:
+            assert r.status == 413
+        async with h.session.post(h.url("/up/upload"), data=chunked(10)) as r:
+            assert r.status == 200
         assert (await h.get("/up/x", method="TRACE")).status == 405
-        assert [w.method for w in origin.writes] == ["PUT"]
+        assert [(w.method, len(w.body)) for w in origin.writes] == [("PUT", 1000), ("POST", 1000)]
 
 
 async def test_heuristic_freshness_and_a_default_ttl_for_static_packs(tmp_path: Path) -> None:
