@@ -10,6 +10,7 @@ from content_cache.http import TARGETED
 from edge.config import EdgeConfig
 
 DEMO_ORIGIN = "demo"
+DEMO_TTL_S = 86400.0  # the demo pack is generated here and never changes under a URL: a static pack
 
 
 @dataclass(frozen=True)
@@ -32,9 +33,9 @@ def effective_origins(config: EdgeConfig) -> dict[str, str]:
 
 
 def effective_policies(config: EdgeConfig) -> dict[str, Policy]:
-    """Each origin's Policy (the demo pack gets the defaults, with the cache-wide default TTL)."""
+    """Each origin's Policy (the demo pack: a static pack, unless the cache-wide default TTL says otherwise)."""
     if not config.cache.origins:
-        return {DEMO_ORIGIN: Policy(default_ttl_s=float(config.cache.default_ttl_s))}
+        return {DEMO_ORIGIN: Policy(default_ttl_s=float(config.cache.default_ttl_s) or DEMO_TTL_S)}
     out: dict[str, Policy] = {}
     for name in config.cache.origins:
         o = config.cache.origin(name)
