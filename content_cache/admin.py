@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING
 
 from aiohttp import web
 
-from content_cache.entry import VARIANT_SEP
+from content_cache.entry import secondary_part
 from content_cache.manifest import parse_manifest
 from content_cache.prefetch import run_prefetch
 from edge.exc import ManifestError, RequestError
@@ -50,7 +50,7 @@ def add_admin_routes(app: web.Application, svc: CacheService, token: str) -> Non
         if svc.locks is not None:
             svc.store.sync()  # several workers: list the shared index, not this worker's view of it
         return web.json_response([
-            {"key": e.primary, "variant": e.key.partition(VARIANT_SEP)[2] or None, "status": e.status,
+            {"key": e.primary, "variant": secondary_part(e.key) or None, "status": e.status,
              "size": e.size, "sha256": e.sha256, "pinned": e.pinned, "fresh": now < e.fresh_until,
              "fetched_at": e.fetched_at, "last_access": e.last_access}
             for e in sorted(svc.store.entries(), key=lambda e: e.key)

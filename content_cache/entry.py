@@ -25,6 +25,16 @@ _V1_FIELDS = (("etag", "ETag"), ("last_modified", "Last-Modified"), ("content_ty
 Header = tuple[str, str]
 
 
+def url_of(store_key: str) -> str:
+    """The URL key of a store key (a variant's, or the URL's own)."""
+    return store_key.split(VARIANT_SEP, 1)[0]
+
+
+def secondary_part(store_key: str) -> str:
+    """The secondary key of a variant's store key ("" for a URL's own entry)."""
+    return store_key.partition(VARIANT_SEP)[2]
+
+
 @dataclass
 class Entry:
     """Metadata of one cached response (the body lives in `<dir>/bodies/<body>`)."""
@@ -50,7 +60,7 @@ class Entry:
     @property
     def primary(self) -> str:
         """The URL key: the same for every variant of a resource."""
-        return self.key.split(VARIANT_SEP, 1)[0]
+        return url_of(self.key)
 
     def header(self, name: str) -> str | None:
         """The first stored line of a header field (None if absent)."""

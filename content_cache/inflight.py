@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING
 from multidict import CIMultiDict
 
 from content_cache.coordination import OutcomeKind, Progress
-from content_cache.entry import VARIANT_SEP, Entry
+from content_cache.entry import Entry, secondary_part
 from content_cache.forward import Want
 from content_cache.http import current_age, is_strong, parse_http_date, satisfies, secondary_key
 from content_cache.paths import Target
@@ -192,7 +192,7 @@ class InFlight:
         self.outcome = outcome
         if outcome == "body":
             self.described(entry.fresh_until, entry.initial_age, True, entry.vary,
-                           entry.key.partition(VARIANT_SEP)[2])
+                           secondary_part(entry.key))
             self.received_at = entry.fetched_at
         self.notify()
 

@@ -20,7 +20,7 @@ from types import TracebackType
 from typing import Any
 
 from content_cache.download import Download, Expect
-from content_cache.entry import VARIANT_SEP, Entry
+from content_cache.entry import Entry, url_of
 from content_cache.fields import Fields, lines
 from content_cache.forward import Want
 from content_cache.locks import ObjectLocks
@@ -208,7 +208,7 @@ class CacheService:
             self.store.sync()
         if self.store.total_bytes <= self.max_bytes:
             return
-        protected = {k.split(VARIANT_SEP, 1)[0] for k in self.inflight} | set(self.serving)
+        protected = {url_of(k) for k in self.inflight} | set(self.serving)
         candidates = sorted((e for e in self.store.entries() if not e.pinned and e.primary not in protected),
                             key=lambda e: e.last_access)  # least recently used first
         for entry in candidates:
@@ -225,7 +225,7 @@ class CacheService:
         return bool(self.store.remove_url(key))
 
     def downloading(self, key: str) -> bool:
-        return any(k.split(VARIANT_SEP, 1)[0] == key for k in self.inflight)
+        return any(url_of(k) == key for k in self.inflight)
 
     # -- reporting -------------------------------------------------------------------------------------
 

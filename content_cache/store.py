@@ -22,7 +22,7 @@ from typing import Any
 
 import diskcache
 
-from content_cache.entry import VARIANT_SEP, Entry, VarySet, entry_from_raw, vary_from_raw
+from content_cache.entry import VARIANT_SEP, Entry, VarySet, entry_from_raw, url_of, vary_from_raw
 from content_cache.fields import Fields
 from content_cache.http import secondary_key
 from content_cache.repair import CheckReport, check, pid_alive
@@ -270,21 +270,21 @@ class Store:
     def remove(self, key: str) -> Entry | None:
         """Drop one stored response and its body (a variant also leaves its URL's VarySet); returns it."""
         entry = self._mem.pop(key, None)
-        url_key = key.split(VARIANT_SEP, 1)[0]
+        url = url_of(key)
         with self._index.transact():
             raw = self._index.get(key)
             if vary_from_raw(raw) is None:  # a VarySet another process wrote at the URL key stays
                 self._index.pop(key, None)
-            if url_key != key and (vs := vary_from_raw(self._index.get(url_key))) is not None:
+            if url != key and (vs := vary_from_raw(self._index.get(url))) is not None:
                 vs.keys.discard(key)
                 if vs.keys:
-                    self._index.set(url_key, vs.to_raw())
+                    self._index.set(url, vs.to_raw())
                 else:
-                    self._index.pop(url_key, None)
-        if url_key != key and url_key in self._vary:
-            self._vary[url_key].keys.discard(key)
-            if not self._vary[url_key].keys:
-                del self._vary[url_key]
+                    self._index.pop(url, None)
+        if url != key and url in self._vary:
+            self._vary[url].keys.discard(key)
+            if not self._vary[url].keys:
+                del self._vary[url]
         if entry is None:
             entry = entry_from_raw(raw)
         else:
@@ -300,7 +300,7 @@ class Store:
         self._vary.pop(url_key, None)
         raw = self._index.get(url_key)
         keys = sorted(vs.keys) if (vs := vary_from_raw(raw)) is not None else []
-        keys += [k for k in self._mem if k.split(VARIANT_SEP, 1)[0] == url_key and k not in keys and k != url_key]
+        keys += [k for k in self._mem if url_of(k) == url_key and k not in keys and k != url_key]
         removed = [e for k in keys if (e := self.remove(k)) is not None]
         if (entry := self.remove(url_key)) is not None:
             removed.append(entry)
