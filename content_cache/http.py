@@ -109,9 +109,13 @@ def response_directives(headers: Fields, targeted: tuple[str, ...] = TARGETED) -
 
 def initial_age(headers: Fields, request_time: float, response_time: float) -> float:
     """corrected_initial_age of RFC 9111 §4.2.3: the larger of the apparent age (our clock against Date) and
-    the upstream Age corrected by the time the request took."""
+    the upstream Age corrected by the time the request took.
+
+    The apparent age compares whole seconds: a Date has one-second resolution, so a response received 0.9 s
+    into the second its Date names is not 0.9 s old (with `max-age=1` that would halve its lifetime).
+    """
     date = parse_http_date(headers.get("Date"), response_time)
-    apparent = max(0.0, response_time - date) if date is not None else 0.0
+    apparent = max(0.0, math.floor(response_time) - date) if date is not None else 0.0
     corrected = (parse_age(headers) or 0) + max(0.0, response_time - request_time)
     return max(apparent, corrected)
 

@@ -121,8 +121,9 @@ def test_freshness_lifetime_and_age() -> None:
     f = freshness(fields(("Cache-Control", "max-age=3600, s-maxage=60"), ("Age", "30")), now=now,
                   request_time=now - 2)
     assert (f.fresh_until, f.initial_age, f.no_stale) == (now + 60 - 32, 32, True)  # s-maxage ⇒ proxy-revalidate
-    # Apparent age: received 500 s after its Date.
+    # Apparent age: received 500 s after its Date; a Date has whole seconds, so does the comparison.
     assert initial_age(fields(("Date", "Thu, 01 Jan 1970 00:00:00 GMT")), 500.0, 500.0) == 500.0
+    assert initial_age(fields(("Date", "Thu, 01 Jan 1970 00:08:20 GMT")), 500.9, 500.9) == 0.0
     # max-age wins over Expires; an invalid Expires alone means already expired.
     past = "Thu, 01 Jan 1970 00:00:01 GMT"
     assert freshness(fields(("Cache-Control", "max-age=3600"), ("Expires", past)), now=now).fresh_until == now + 3600
