@@ -204,7 +204,8 @@ def _commit(dl: Download, digest: str, fr: Freshness) -> None:
         key=key, url=t.url, origin=t.origin, body=svc.store.body_name(key), size=dl.received, sha256=digest,
         fetched_at=dl.received_at, fresh_until=fr.fresh_until, swr_s=fr.swr_s, sie_s=fr.sie_s, status=dl.status,
         headers=stored_fields(dl.headers, svc.policy(t.origin).targeted), initial_age=fr.initial_age,
-        no_stale=fr.no_stale, vary=vary, pinned=svc.pin_requests.pop(t.key, False),
+        # a manifest pins the object it names, not an error page in its place
+        no_stale=fr.no_stale, vary=vary, pinned=svc.pin_requests.pop(t.key, False) and dl.status == 200,
     )
     svc.store.commit(dl.tmp, entry)
     dl.path = svc.store.body_path(entry)  # same event-loop step as the rename: no reader sees a gap

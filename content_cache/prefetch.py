@@ -105,6 +105,8 @@ async def _one(svc: CacheService, item: ManifestItem, state: PrefetchState) -> I
 def _judge(svc: CacheService, item: ManifestItem, key: str, dl: Download) -> ItemResult:
     if dl.error is not None:
         return ItemResult(key, "rejected" if dl.error.kind == "verify" else "failed", message=dl.error.message)
+    if dl.outcome == "use_stale":
+        return ItemResult(key, "failed", message=f"upstream answered {dl.status}; the stored copy stays")
     if dl.outcome == "body" and dl.status != 200:
         return ItemResult(key, "failed", message=f"upstream answered {dl.status}")
     entry = dl.entry
