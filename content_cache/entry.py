@@ -81,11 +81,6 @@ class Entry:
     def last_modified(self) -> str | None:
         return self.header("Last-Modified")
 
-    @property
-    def validator(self) -> str:
-        """The ETag to compare client conditionals with: upstream's, else one derived from the content."""
-        return self.etag or f'"sha256-{self.sha256[:32]}"'
-
     def modified_at(self) -> float | None:
         return parse_http_date(self.last_modified)
 

@@ -8,6 +8,8 @@ refuses multi-range and replaces upstream's ETag), and the bytes go out with sen
 from __future__ import annotations
 
 import contextlib
+import functools
+import mimetypes
 import os
 import secrets
 import socket
@@ -98,9 +100,22 @@ class CachedFileResponse(web.StreamResponse):
                     sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_CORK, 0)
 
 
+@functools.lru_cache(maxsize=4096)
+def guess_type(key: str) -> str:
+    return mimetypes.guess_type(key.split("?", 1)[0])[0] or "application/octet-stream"
+
+
+def typed(headers: CIMultiDict[str], key: str, size: int | None) -> CIMultiDict[str]:
+    """A body without Content-Type gets one guessed from its path: aiohttp would send application/octet-stream,
+    and a browser would download a lesson page instead of showing it."""
+    if "Content-Type" not in headers and size != 0:
+        headers["Content-Type"] = guess_type(key)
+    return headers
+
+
 def entry_headers(entry: Entry, label: str, now: float) -> CIMultiDict[str]:
     """A stored response's fields as sent: with its current Age (RFC 9111 §4.2.3) and where it came from."""
-    h = CIMultiDict(entry.headers)
+    h = typed(CIMultiDict(entry.headers), entry.primary, entry.size)
     h["Age"] = str(entry.age(now))
     h["X-Cache"] = label
     if entry.status == 200:

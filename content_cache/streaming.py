@@ -19,7 +19,7 @@ from multidict import CIMultiDict
 from content_cache.download import Download
 from content_cache.http import Unsatisfiable, check_conditionals, if_range_allows, parse_http_date, parse_range
 from content_cache.paths import Target
-from content_cache.responses import CHUNK, abort, precondition_response, unsatisfiable
+from content_cache.responses import CHUNK, abort, precondition_response, typed, unsatisfiable
 from edge.exc import UpstreamError
 
 if TYPE_CHECKING:
@@ -31,7 +31,7 @@ NEAR_SEEK = 2 * 1024 * 1024  # a range starting within this of what has arrived 
 
 def download_headers(dl: Download, label: str) -> CIMultiDict[str]:
     """The response's fields as upstream sent them (a MISS) or, for a client that joined it, with its Age."""
-    headers = CIMultiDict(dl.headers)
+    headers = typed(CIMultiDict(dl.headers), dl.target.key, dl.total)
     headers["X-Cache"] = label
     if label != "MISS":
         headers["Age"] = str(dl.age(time.time()))

@@ -307,3 +307,29 @@ async def test_a_bug_handling_a_response_is_a_502_not_a_stray_task(tmp_path: Pat
         r = await h.get("/up/a")  # and the asctime date itself parses
         assert (r.status, r.x_cache) == (200, "MISS")
         assert (await h.get("/up/a")).x_cache == "HIT"
+
+
+async def test_a_body_without_content_type_gets_one_from_its_path(tmp_path: Path) -> None:
+    """aiohttp would send application/octet-stream (a browser would download the lesson page): the path says
+    what it is. The origin is a raw one: aiohttp as an origin adds a Content-Type itself."""
+    seen: list[bytes] = []
+
+    async def bare(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        seen.append(await reader.readuntil(b"\r\n\r\n"))
+        body = b"<h1>Loops</h1>"
+        writer.write(b"HTTP/1.1 200 OK\r\nContent-Length: %d\r\nCache-Control: max-age=600\r\n"
+                     b"Connection: close\r\n\r\n%s" % (len(body), body))
+        await writer.drain()
+        writer.close()
+
+    server = await asyncio.start_server(bare, "127.0.0.1", 0)
+    port = server.sockets[0].getsockname()[1]
+    try:
+        async with Harness(tmp_path, origins={"up": f"http://127.0.0.1:{port}/files"}) as h:
+            for label in ("MISS", "HIT"):
+                r = await h.get("/up/lesson.html")
+                assert (r.x_cache, r.headers["Content-Type"], r.body) == (label, "text/html", b"<h1>Loops</h1>")
+            assert len(seen) == 1
+    finally:
+        server.close()
+        await server.wait_closed()
