@@ -66,23 +66,14 @@ class Upstream:
         if url.startswith("file://"):
             yield _open_file(Path(unquote(urlsplit(url).path)), headers, method)
             return
-        # A GET whose connection broke before any answer is sent once more: the connection may have been one
-        # the origin closed as idle just as we reused it (what browsers retry too). Never a request with a body.
-        tries = 2 if method in ("GET", "HEAD") and data is None else 1
-        for attempt in range(tries):
-            with self._as_upstream_errors("upstream unreachable"):
-                try:
-                    resp = await self._client().request(method, url, headers=headers, data=data,
-                                                        allow_redirects=False)
-                except (aiohttp.ServerDisconnectedError, aiohttp.ClientOSError) as e:
-                    if isinstance(e, aiohttp.ClientConnectorError) or attempt + 1 == tries:
-                        raise
-                    continue
-            try:
-                yield UpstreamResponse(resp.status, resp.headers, self._iter(resp), resp.reason or "")
-            finally:
-                resp.release()
-            return
+        # aiohttp sends an idempotent request once more when its connection breaks before an answer (an idle
+        # connection the origin closed just as it was reused); a POST, or a body already streamed, never.
+        with self._as_upstream_errors("upstream unreachable"):
+            resp = await self._client().request(method, url, headers=headers, data=data, allow_redirects=False)
+        try:
+            yield UpstreamResponse(resp.status, resp.headers, self._iter(resp), resp.reason or "")
+        finally:
+            resp.release()
 
     async def _iter(self, resp: aiohttp.ClientResponse) -> AsyncIterator[bytes]:
         with self._as_upstream_errors("upstream connection lost"):

@@ -333,3 +333,32 @@ async def test_a_body_without_content_type_gets_one_from_its_path(tmp_path: Path
     finally:
         server.close()
         await server.wait_closed()
+
+
+async def test_a_get_is_sent_again_once_when_the_connection_breaks_before_an_answer(tmp_path: Path) -> None:
+    """An idle keep-alive connection the origin closes just as it is reused: the GET goes out once more (aiohttp's
+    client does that; a POST it never sends twice), and the origin is not put in back-off."""
+    requests: list[bytes] = []
+
+    async def flaky(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        requests.append(await reader.readuntil(b"\r\n\r\n"))
+        if len(requests) % 2:  # every other request: hang up without an answer
+            writer.close()
+            return
+        writer.write(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\nContent-Type: text/plain\r\n"
+                     b"Connection: close\r\n\r\nok")
+        await writer.drain()
+        writer.close()
+
+    server = await asyncio.start_server(flaky, "127.0.0.1", 0)
+    port = server.sockets[0].getsockname()[1]
+    try:
+        async with Harness(tmp_path, origins={"up": f"http://127.0.0.1:{port}/files"}) as h:
+            r = await h.get("/up/a.txt")
+            assert (r.status, r.body, len(requests)) == (200, b"ok", 2)
+            r = await h.get("/up/form", method="POST", data=b"answer")
+            assert r.status == 502 and "broke" in r.json()["reason"] and len(requests) == 3
+            assert not h.svc.is_down("up")
+    finally:
+        server.close()
+        await server.wait_closed()
