@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING
 
 from aiohttp import web
 
+from content_cache.entry import secondary_part
 from content_cache.manifest import parse_manifest
 from content_cache.prefetch import run_prefetch
 from edge.exc import ManifestError, RequestError
@@ -49,7 +50,8 @@ def add_admin_routes(app: web.Application, svc: CacheService, token: str) -> Non
         if svc.locks is not None:
             svc.store.sync()  # several workers: list the shared index, not this worker's view of it
         return web.json_response([
-            {"key": e.key, "size": e.size, "sha256": e.sha256, "pinned": e.pinned, "fresh": now < e.fresh_until,
+            {"key": e.primary, "variant": secondary_part(e.key) or None, "status": e.status,
+             "size": e.size, "sha256": e.sha256, "pinned": e.pinned, "fresh": now < e.fresh_until,
              "fetched_at": e.fetched_at, "last_access": e.last_access}
             for e in sorted(svc.store.entries(), key=lambda e: e.key)
         ])
@@ -76,18 +78,19 @@ def add_admin_routes(app: web.Application, svc: CacheService, token: str) -> Non
         return _set_pin(_key(request), False)
 
     def _set_pin(key: str, value: bool) -> web.Response:
-        entry = svc.store.get(key)
-        if entry is None:
+        stored = svc.store.variants(key)  # a URL whose responses vary: every variant of it
+        if not stored:
             raise RequestError(404, f"{key!r} is not cached (prefetch it with \"pin\": true)")
-        entry.pinned = value
-        svc.store.update(entry)
+        for entry in stored:
+            entry.pinned = value
+            svc.store.update(entry)
         if not value:
             svc.evict_to_fit()
         return web.json_response({"key": key, "pinned": value})
 
     async def evict(request: web.Request) -> web.Response:
         key = _key(request)
-        if key in svc.inflight:
+        if svc.downloading(key):
             raise RequestError(409, f"{key!r} is downloading; evict it when done")
         if not svc.evict(key):
             raise RequestError(404, f"{key!r} is not cached")

@@ -10,7 +10,6 @@ Range request when that is safe: a `Partial`).
 from __future__ import annotations
 
 import asyncio
-import base64
 import contextlib
 import logging
 import os
@@ -29,9 +28,11 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-OutcomeKind = Literal["pending", "body", "not_modified", "passthrough", "error"]
+# body: a response, streamed from a file (stored or not); not_modified: a 304 refreshed the stored response;
+# use_stale: the origin failed with a 5xx where a stored response may answer instead.
+OutcomeKind = Literal["pending", "body", "not_modified", "use_stale", "error"]
 FOLLOW_POLL_S = 0.005  # how often a follower looks at the leader's temp file and lock (a few syscalls)
-_ERROR_KINDS: tuple[UpstreamKind, ...] = ("down", "stall", "status", "short", "verify")
+_ERROR_KINDS: tuple[UpstreamKind, ...] = ("down", "stall", "reset", "invalid", "status", "short", "verify")
 
 
 def _headers(raw: Any) -> CIMultiDict[str]:
@@ -42,9 +43,14 @@ def _int(raw: Any) -> int | None:
     return raw if isinstance(raw, int) and not isinstance(raw, bool) else None
 
 
+def _float(raw: Any) -> float:
+    return float(raw) if isinstance(raw, int | float) and not isinstance(raw, bool) else 0.0
+
+
 @dataclass(frozen=True)
 class Progress:
-    """The leader is receiving a response into `tmp` (a file name in the cache's tmp dir)."""
+    """The leader is receiving a response into `tmp` (a file name in the cache's tmp dir), with what a follower
+    needs to decide which of its requests that response may answer (never the leader's request fields)."""
 
     id: str  # the download's identity; a follower switches files when it changes
     pid: int
@@ -52,10 +58,17 @@ class Progress:
     status: int
     headers: CIMultiDict[str]
     total: int | None
+    fresh_until: float = 0.0
+    initial_age: float = 0.0
+    shareable: bool = False
+    vary: tuple[str, ...] | None = ()
+    vary_key: str = ""
 
     def to_json(self) -> dict[str, Any]:
         return {"kind": "progress", "id": self.id, "pid": self.pid, "tmp": self.tmp, "status": self.status,
-                "headers": list(self.headers.items()), "total": self.total}
+                "headers": list(self.headers.items()), "total": self.total, "fresh_until": self.fresh_until,
+                "initial_age": self.initial_age, "shareable": self.shareable,
+                "vary": None if self.vary is None else list(self.vary), "vary_key": self.vary_key}
 
 
 @dataclass(frozen=True)
@@ -69,15 +82,13 @@ class Outcome:
     status: int
     headers: CIMultiDict[str]
     total: int | None
-    body: bytes = b""  # a passthrough answer's body
     error: UpstreamError | None = None
+    entry_key: str = ""  # the store key of the response it committed or refreshed
 
     def to_json(self) -> dict[str, Any]:
         out: dict[str, Any] = {"kind": "outcome", "id": self.id, "pid": self.pid, "outcome": self.kind,
                                "stored": self.stored, "status": self.status, "headers": list(self.headers.items()),
-                               "total": self.total}
-        if self.kind == "passthrough":
-            out["body"] = base64.b64encode(self.body).decode()
+                               "total": self.total, "entry_key": self.entry_key}
         if self.error is not None:
             out["error"] = [self.error.kind, self.error.message]
         return out
@@ -91,16 +102,19 @@ def read_record(lock: ObjectLock) -> Progress | Outcome | None:
     try:
         ident, pid = str(meta["id"]), int(meta.get("pid", 0))
         if meta.get("kind") == "progress":
+            vary = meta.get("vary")
             return Progress(ident, pid, Path(str(meta["tmp"])).name, int(meta.get("status", 200)),
-                            _headers(meta.get("headers")), _int(meta.get("total")))
-        if meta.get("kind") == "outcome":
+                            _headers(meta.get("headers")), _int(meta.get("total")), _float(meta.get("fresh_until")),
+                            _float(meta.get("initial_age")), meta.get("shareable") is True,
+                            None if vary is None else tuple(str(v) for v in vary), str(meta.get("vary_key", "")))
+        if meta.get("kind") == "outcome" and meta.get("outcome") in ("body", "not_modified", "use_stale", "error"):
             error = None
             raw_error = meta.get("error")
             if isinstance(raw_error, list) and len(raw_error) == 2 and raw_error[0] in _ERROR_KINDS:
                 error = UpstreamError(raw_error[0], str(raw_error[1]))
             return Outcome(ident, pid, meta["outcome"], bool(meta.get("stored")), int(meta.get("status", 502)),
-                           _headers(meta.get("headers")), _int(meta.get("total")),
-                           base64.b64decode(meta.get("body", "")), error)
+                           _headers(meta.get("headers")), _int(meta.get("total")), error,
+                           str(meta.get("entry_key", "")))
     except (KeyError, TypeError, ValueError):
         pass
     return None
@@ -178,19 +192,13 @@ class Follower:
     def _adopt(self, out: Outcome) -> bool:
         """Take the leader's published outcome; False when it is unusable here (then we fetch ourselves)."""
         dl = self.dl
-        if out.kind in ("body", "not_modified"):
-            entry = dl.svc.store.reload(dl.target.key)
-            if entry is not None and (out.kind == "not_modified" or out.stored):
-                dl.finish_from_entry(entry, out.id if out.kind == "body" else f"index:{entry.body}")
+        if out.kind in ("body", "not_modified", "use_stale"):
+            entry = dl.svc.store.reload(out.entry_key) if out.entry_key else None
+            if entry is not None and (out.kind != "body" or out.stored):
+                dl.finish_from_entry(entry, out.id if out.kind == "body" else f"index:{entry.body}", out.kind)
                 return True
-            # Not stored (no-store): usable only if we hold the whole temp file it was streamed from.
+            # Not stored (no-store...): usable only if we hold the whole temp file it was streamed from.
             return out.kind == "body" and out.id == dl.source and dl.finish_followed_file(out.total)
-        if out.kind == "passthrough":
-            if dl.outcome == "body":
-                return False
-            dl.status, dl.headers, dl.passthrough_body = out.status, out.headers, out.body
-            dl.outcome = "passthrough"
-            return True
         if out.kind == "error" and out.error is not None:
             dl.fail(out.error)
             return True

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-from urllib.parse import quote, unquote, urlsplit
+from urllib.parse import quote, unquote, urldefrag, urljoin, urlsplit
 
 from edge.exc import TargetError
 
@@ -78,3 +78,35 @@ def resolve_target(raw_target: str, origins: dict[str, str]) -> Target:
         url += "?" + query
         key += "?" + query
     return Target(origin, path, key, url)
+
+
+def local_path(url: str, base_url: str, origins: dict[str, str]) -> tuple[str, str] | None:
+    """(origin name, raw request target) that `url` (absolute, or relative to `base_url`) has on this cache,
+    when it lies under a configured HTTP origin; None otherwise."""
+    absolute = urldefrag(urljoin(base_url, url.strip())).url
+    for name, root in origins.items():
+        if root.startswith("file://"):
+            continue
+        prefix = root.rstrip("/") + "/"
+        if absolute.startswith(prefix) or absolute == root.rstrip("/"):
+            return name, f"/{quote(name, safe='')}/{absolute[len(prefix):]}"
+    return None
+
+
+def localize_location(value: str, base_url: str, origins: dict[str, str]) -> str:
+    """A redirect's Location as this cache's URL when it points into a configured origin (as nginx's
+    proxy_redirect does), so that following it stays on the cache, also offline; else unchanged."""
+    found = local_path(value, base_url, origins)
+    return found[1] if found is not None else value
+
+
+def local_key(url: str, target: Target, origins: dict[str, str]) -> str | None:
+    """The cache key of `url` (relative to the target's upstream URL) if it lies under the target's own
+    origin: RFC 9111 §4.4 lets an unsafe request invalidate Location/Content-Location only on one origin."""
+    found = local_path(url, target.url, origins)
+    if found is None or found[0] != target.origin:
+        return None
+    try:
+        return resolve_target(found[1], origins).key
+    except TargetError:
+        return None

@@ -12,6 +12,7 @@ from typing import Any, Literal
 from urllib.parse import quote
 
 from content_cache.download import Download, Expect
+from content_cache.forward import Want
 from content_cache.manifest import ManifestItem
 from content_cache.paths import resolve_target
 from content_cache.service import CacheService
@@ -79,21 +80,23 @@ async def _one(svc: CacheService, item: ManifestItem, state: PrefetchState) -> I
     except TargetError as e:
         return ItemResult(f"{item.origin}/{item.path}", "rejected", message=e.message)
     key = target.key
-    entry = svc.store.get(key)
-    matches = entry is not None and (item.sha256 in (None, entry.sha256)) and (item.size in (None, entry.size))
+    want = Want()  # the cache's own request: no client fields (a Vary resource gets its default variant)
+    entry = svc.store.lookup(key, want.headers)
+    expect = Expect(item.sha256, item.size)
+    matches = entry is not None and expect.met_by(entry)
     if entry is not None and matches and time.time() < entry.fresh_until:
         result = ItemResult(key, "cached", entry.size)
     else:
         if item.pin:
             svc.pin_requests[key] = True
-        dl, _ = svc.download(target, entry if matches else None, Expect(item.sha256, item.size))
+        dl, _ = svc.download(target, want, entry if matches else None, expect)
         state.active[key] = dl
         try:
             await dl.finished.wait()
         finally:
             state.active.pop(key, None)
         result = _judge(svc, item, key, dl)
-    if item.pin and result.status in ("fetched", "cached") and (entry := svc.store.get(key)) is not None:
+    if item.pin and result.status in ("fetched", "cached") and (entry := svc.store.lookup(key, want.headers)):
         entry.pinned = True
         svc.store.update(entry)
     return result
@@ -102,7 +105,9 @@ async def _one(svc: CacheService, item: ManifestItem, state: PrefetchState) -> I
 def _judge(svc: CacheService, item: ManifestItem, key: str, dl: Download) -> ItemResult:
     if dl.error is not None:
         return ItemResult(key, "rejected" if dl.error.kind == "verify" else "failed", message=dl.error.message)
-    if dl.outcome == "passthrough":
+    if dl.outcome == "use_stale":
+        return ItemResult(key, "failed", message=f"upstream answered {dl.status}; the stored copy stays")
+    if dl.outcome == "body" and dl.status != 200:
         return ItemResult(key, "failed", message=f"upstream answered {dl.status}")
     entry = dl.entry
     if entry is None or (not dl.stored and dl.outcome == "body"):

@@ -1,4 +1,5 @@
-"""Answers from committed bodies: sendfile for the whole body or one range, multipart ranges, 304/412/416.
+"""Answers from stored responses: the stored status and fields with a current Age, the body by sendfile for
+the whole or one range, multipart ranges, 304/412/416.
 
 Preconditions and ranges are decided by content_cache.http (aiohttp's FileResponse ignores ETag If-Range,
 refuses multi-range and replaces upstream's ETag), and the bytes go out with sendfile(2).
@@ -17,9 +18,10 @@ from typing import TYPE_CHECKING
 
 from aiohttp import web
 from aiohttp.abc import AbstractStreamWriter
+from multidict import CIMultiDict
 
-from content_cache.http import Unsatisfiable, check_conditionals, if_range_allows, parse_http_date, parse_range
-from content_cache.store import Entry
+from content_cache.entry import Entry
+from content_cache.http import Unsatisfiable, check_conditionals, if_range_allows, parse_range
 from edge.serving.aio import json_error
 
 if TYPE_CHECKING:
@@ -28,6 +30,9 @@ if TYPE_CHECKING:
 CHUNK = 256 * 1024
 # Request headers that make a hit more than "send the whole body": checked once, parsed only if present.
 _CONDITIONAL = ("Range", "If-Match", "If-None-Match", "If-Modified-Since", "If-Unmodified-Since")
+# RFC 9110 §15.4.5: what a 304 carries of the response it stands for.
+_NOT_MODIFIED_FIELDS = frozenset({"content-location", "date", "etag", "vary", "cache-control", "expires",
+                                  "last-modified", "age", "x-cache"})
 
 
 class CachedFileResponse(web.StreamResponse):
@@ -39,7 +44,7 @@ class CachedFileResponse(web.StreamResponse):
     what does not fit goes through `loop.sendfile` (zero-copy too), which waits for the socket.
     """
 
-    def __init__(self, fd: int, offset: int, count: int, status: int, headers: dict[str, str]) -> None:
+    def __init__(self, fd: int, offset: int, count: int, status: int, headers: CIMultiDict[str]) -> None:
         super().__init__(status=status, headers=headers)
         self._fd = fd
         self._offset = offset
@@ -100,23 +105,30 @@ def guess_type(key: str) -> str:
     return mimetypes.guess_type(key.split("?", 1)[0])[0] or "application/octet-stream"
 
 
-def base_headers(etag: str | None, last_modified: str | None, content_type: str | None, key: str,
-                 label: str) -> dict[str, str]:
-    h = {"X-Cache": label, "Accept-Ranges": "bytes"}
-    if etag:
-        h["ETag"] = etag
-    if last_modified:
-        h["Last-Modified"] = last_modified
-    h["Content-Type"] = content_type or guess_type(key)
+def typed(headers: CIMultiDict[str], key: str, size: int | None) -> CIMultiDict[str]:
+    """A body without Content-Type gets one guessed from its path: aiohttp would send application/octet-stream,
+    and a browser would download a lesson page instead of showing it."""
+    if "Content-Type" not in headers and size != 0:
+        headers["Content-Type"] = guess_type(key)
+    return headers
+
+
+def entry_headers(entry: Entry, label: str, now: float) -> CIMultiDict[str]:
+    """A stored response's fields as sent: with its current Age (RFC 9111 §4.2.3) and where it came from."""
+    h = typed(CIMultiDict(entry.headers), entry.primary, entry.size)
+    h["Age"] = str(entry.age(now))
+    h["X-Cache"] = label
+    if entry.status == 200:
+        h["Accept-Ranges"] = "bytes"
     return h
 
 
-def precondition_response(status: int, headers: dict[str, str]) -> web.Response:
-    keep = {k: v for k, v in headers.items() if k in ("ETag", "Last-Modified", "X-Cache", "Cache-Control")}
+def precondition_response(status: int, headers: CIMultiDict[str]) -> web.Response:
+    keep = CIMultiDict((k, v) for k, v in headers.items() if k.lower() in _NOT_MODIFIED_FIELDS)
     return web.Response(status=status, headers=keep)
 
 
-def unsatisfiable(size: int, headers: dict[str, str]) -> web.Response:
+def unsatisfiable(size: int, headers: CIMultiDict[str]) -> web.Response:
     """416 with `Content-Range: bytes */size` (and the validators, so the client can tell what it missed)."""
     keep: dict[str, str] = {k: headers[k] for k in ("X-Cache", "ETag") if k in headers}
     keep["Content-Range"] = f"bytes */{size}"
@@ -134,30 +146,26 @@ def abort(request: web.Request, resp: web.StreamResponse) -> web.StreamResponse:
 
 async def send_body(svc: CacheService, request: web.Request, entry: Entry, label: str, fd: int, *,
                     count: bool = True) -> web.StreamResponse:
-    """Serve a committed body (`fd` is ours to close); `count=False` when the caller already counted."""
+    """Serve a stored response (`fd`, its body, is ours to close); `count=False` when the caller counted."""
     svc.store.touch(entry)
     if count and label == "STALE":
         svc.stats.stale += 1
     elif count:
         svc.stats.hits += 1
-    etag = entry.validator
-    headers = base_headers(etag, entry.last_modified, entry.content_type, entry.key, label)
-    headers["Age"] = str(max(0, int(time.time() - entry.fetched_at)))
-    if entry.cache_control:
-        headers["Cache-Control"] = entry.cache_control
-    if entry.content_encoding:
-        headers["Content-Encoding"] = entry.content_encoding
+    headers = entry_headers(entry, label, time.time())
     size = entry.size
-    start, end, status = 0, size, 200
+    start, end, status = 0, size, entry.status
     req_headers = request.headers
-    if any(name in req_headers for name in _CONDITIONAL):  # most hits carry none of these: skip the parsing
-        lm = parse_http_date(entry.last_modified)
-        cond = check_conditionals(req_headers, etag, lm)
+    # Preconditions apply to a 2xx answer only, ranges to a 200 (RFC 9110 §13.2.1, §14.2); most hits carry
+    # none of these headers: skip the parsing.
+    if 200 <= status < 300 and any(name in req_headers for name in _CONDITIONAL):
+        etag, lm = entry.etag, entry.modified_at()
+        cond = check_conditionals(req_headers, etag, lm, entry.date())
         if cond is not None:
             os.close(fd)
             return precondition_response(cond, headers)
         ranges = None
-        if "Range" in req_headers and if_range_allows(req_headers, etag, lm):
+        if status == 200 and "Range" in req_headers and if_range_allows(req_headers, etag, lm):
             try:
                 ranges = parse_range(req_headers["Range"], size)
             except Unsatisfiable:
@@ -181,10 +189,10 @@ async def send_body(svc: CacheService, request: web.Request, entry: Entry, label
 
 
 async def _multipart(svc: CacheService, request: web.Request, fd: int, ranges: list[tuple[int, int]], size: int,
-                     headers: dict[str, str]) -> web.StreamResponse:
+                     headers: CIMultiDict[str]) -> web.StreamResponse:
     """A multipart/byteranges 206 (RFC 9110 §14.6), parts in the order asked."""
     boundary = secrets.token_hex(16)
-    ctype = headers["Content-Type"]
+    ctype = headers.get("Content-Type", "application/octet-stream")
     heads = [
         f"\r\n--{boundary}\r\nContent-Type: {ctype}\r\nContent-Range: bytes {s}-{e - 1}/{size}\r\n\r\n".encode()
         for s, e in ranges

@@ -1,5 +1,6 @@
 """The cache as an aiohttp application: `GET /<origin>/<path>` answered from the store (content_cache.responses),
-from a growing download (content_cache.streaming) or by starting one; plus the admin API and a tiny index.
+from a growing download (content_cache.streaming) or by starting one; other methods relayed to the origin
+(content_cache.relay); plus the admin API and a tiny index.
 """
 
 from __future__ import annotations
@@ -16,16 +17,18 @@ from aiohttp import web
 
 from content_cache.admin import add_admin_routes
 from content_cache.download import Download
+from content_cache.entry import Entry
+from content_cache.forward import Want
+from content_cache.http import satisfies
 from content_cache.ops import cache_health
-from content_cache.origins import effective_origins
+from content_cache.origins import effective_origins, effective_policies
 from content_cache.paths import Target, resolve_target
+from content_cache.relay import relay
 from content_cache.responses import send_body
 from content_cache.service import CacheService
-from content_cache.store import Entry
 from content_cache.streaming import stream
 from content_cache.workerstats import PUBLISH_INTERVAL_S
 from edge.config import EdgeConfig
-from edge.exc import RequestError
 from edge.serving.aio import add_health, error_middleware, json_error, start_site
 
 log = logging.getLogger(__name__)
@@ -61,82 +64,99 @@ class Handlers:
             self._targets[raw] = target
         return target
 
+    async def dispatch(self, request: web.Request) -> web.StreamResponse:
+        """GET and HEAD are answered from storage where RFC 9111 allows; every other method is relayed."""
+        if request.method in ("GET", "HEAD"):
+            return await self.get(request)
+        return await relay(self.svc, request, self._target(request.raw_path))
+
     async def get(self, request: web.Request) -> web.StreamResponse:
-        if request.method not in ("GET", "HEAD"):
-            raise RequestError(405, f"method {request.method} not allowed: the cache is read-only",
-                               headers={"Allow": "GET, HEAD"})
         target = self._target(request.raw_path)
         svc = self.svc
-        entry = svc.store.get(target.key)
         now = time.time()
+        entry = svc.store.in_memory(target.key)
+        if (entry is not None and now < entry.fresh_until and "Cache-Control" not in request.headers
+                and "Pragma" not in request.headers):
+            # The hot path (a fresh response without Vary, a request without cache directives): nothing else to
+            # look at, so nothing else is computed.
+            return await self.serve_entry(request, entry, "HIT", target, None)
+        want = Want.of(request.headers, svc.admin_token)
+        entry = svc.store.lookup(target.key, want.headers)
         if entry is not None and now >= entry.fresh_until and svc.locks is not None:
             # Another worker may have refreshed or replaced it: our in-memory mirror can be behind.
-            entry = svc.store.reload(target.key)
+            entry = svc.store.reload_url(target.key, want.headers)
         if entry is not None:
-            if now < entry.fresh_until:
-                return await self.serve_entry(request, entry, "HIT", target)
+            if satisfies(want.directives, entry.fresh_until, entry.age(now), now):
+                return await self.serve_entry(request, entry, "HIT", target, want)
             stale_for = now - entry.fresh_until
-            if stale_for < entry.swr_s:
-                svc.revalidate_in_background(target, entry)
-                return await self.serve_entry(request, entry, "STALE", target)
-            if svc.is_down(target.origin) and stale_for < entry.sie_s:
-                # Upstream failed recently: don't make a class wait on it again during the back-off.
-                return await self.serve_entry(request, entry, "STALE", target)
-        dl, joined = svc.download(target, entry)
-        return await self.serve_download(request, dl, joined, target)
+            if 0 <= stale_for < entry.swr_s and "no-cache" not in want.directives:
+                svc.revalidate_in_background(target, want, entry)
+                return await self.serve_entry(request, entry, "STALE", target, want)
+            if svc.is_down(target.origin) and svc.stale_ok(entry, target.origin, unreachable=True, now=now):
+                # The origin cannot be reached: don't make a class wait on it again during the back-off.
+                return await self.serve_entry(request, entry, "STALE", target, want)
+        if "only-if-cached" in want.directives:
+            return json_error(504, f"{target.key!r} is not cached", key="Cache-Control",
+                              reason="the request allows only a stored response (only-if-cached)")
+        dl, joined = svc.download(target, want, entry)
+        return await self.serve_download(request, dl, joined, target, want)
 
-    async def serve_entry(self, request: web.Request, entry: Entry, label: str, target: Target) -> web.StreamResponse:
+    async def serve_entry(self, request: web.Request, entry: Entry, label: str, target: Target,
+                          want: Want | None) -> web.StreamResponse:
         svc = self.svc
         try:
             # Opening a cached body is a metadata lookup; cheaper inline than a thread hop per hit.
             fd = os.open(svc.store.body_path(entry), os.O_RDONLY)
         except FileNotFoundError:
-            # Replaced or evicted by another process (prefetch CLI, check, another worker): re-read the
-            # index, else fetch.
+            # Replaced, evicted or invalidated by another process (prefetch CLI, check, another worker):
+            # re-read the index, else fetch.
             newer = svc.store.reload(entry.key)
             if newer is not None and newer.body != entry.body:
-                return await self.serve_entry(request, newer, label, target)
+                return await self.serve_entry(request, newer, label, target, want)
             svc.store.remove(entry.key)
-            dl, joined = svc.download(target)
-            return await self.serve_download(request, dl, joined, target)
-        key = entry.key
+            want = want or Want.of(request.headers, svc.admin_token)
+            dl, joined = svc.download(target, want)
+            return await self.serve_download(request, dl, joined, target, want)
+        key = target.key
         svc.serving[key] += 1
         try:
             return await send_body(svc, request, entry, label, fd)
         finally:
             svc.release_serving(key)
 
-    async def serve_download(self, request: web.Request, dl: Download, joined: bool,
-                             target: Target) -> web.StreamResponse:
+    async def serve_download(self, request: web.Request, dl: Download, joined: bool, target: Target,
+                             want: Want) -> web.StreamResponse:
         svc = self.svc
         dl.readers += 1
         svc.serving[target.key] += 1
         try:
             await dl.ready.wait()
+            joined = joined or dl.followed  # another worker's download counts as coalesced too
+            if joined and not dl.serves(want):
+                # The response in flight may not answer this request (private, another Vary variant, ...).
+                own, shared = svc.download(target, want, svc.store.lookup(target.key, want.headers), exclude=dl)
+                return await self.serve_download(request, own, shared, target, want)
             if dl.outcome == "error":
                 assert dl.error is not None
-                current = svc.store.get(target.key)
-                if current is not None and time.time() - current.fresh_until < current.sie_s:
-                    return await self.serve_entry(request, current, "STALE", target)
-                if dl.error.kind in ("down", "stall"):
+                unreachable = dl.error.kind in ("down", "stall", "reset")
+                current = svc.store.lookup(target.key, want.headers)
+                if current is not None and svc.stale_ok(current, target.origin, unreachable=unreachable):
+                    return await self.serve_entry(request, current, "STALE", target, want)
+                if unreachable:
                     return json_error(504, f"upstream {target.origin!r} is unavailable and {target.path!r} is not "
                                       "cached", reason=dl.error.message)
                 return json_error(502, f"upstream {target.origin!r} failed for {target.path!r}",
                                   reason=dl.error.message)
-            if dl.outcome == "not_modified":
+            if dl.outcome in ("not_modified", "use_stale"):
                 assert dl.entry is not None
-                return await self.serve_entry(request, dl.entry, "HIT", target)
-            if dl.outcome == "passthrough":
-                keep = {k: v for k, v in dl.headers.items() if k in ("Content-Type", "Location", "Retry-After")}
-                keep["X-Cache"] = "MISS"
-                return web.Response(status=dl.status, body=dl.passthrough_body, headers=keep)
-            joined = joined or dl.followed  # another worker's download counts as coalesced too
+                label = "HIT" if dl.outcome == "not_modified" else "STALE"
+                return await self.serve_entry(request, dl.entry, label, target, want)
             label = "COALESCED" if joined else "MISS"
             if joined:
                 svc.stats.coalesced += 1
             else:
                 svc.stats.misses += 1
-            if dl.ok and dl.entry is not None and svc.store.get(target.key) is dl.entry:
+            if dl.ok and dl.entry is not None and svc.store.get(dl.entry.key) is dl.entry:
                 fd = os.open(svc.store.body_path(dl.entry), os.O_RDONLY)
                 return await send_body(svc, request, dl.entry, label, fd, count=False)
             return await stream(svc, request, dl, label, target)
@@ -149,8 +169,9 @@ def build_service(config: EdgeConfig, *, shared: bool = False, worker: int = 0) 
     """The cache's service; `shared` when several worker processes serve the same cache dir."""
     c = config.cache
     return CacheService.create(
-        config.cache_dir, effective_origins(config), default_ttl_s=c.default_ttl_s, max_bytes=c.max_bytes,
-        backoff_s=c.backoff_s, stall_timeout_s=c.stall_timeout_s, shared=shared, worker=worker,
+        config.cache_dir, effective_origins(config), effective_policies(config), max_bytes=c.max_bytes,
+        backoff_s=c.backoff_s, stall_timeout_s=c.stall_timeout_s, admin_token=c.admin_token, shared=shared,
+        worker=worker,
     )
 
 
@@ -172,7 +193,7 @@ def make_app(config: EdgeConfig, *, worker: int | None = None) -> web.Applicatio
     add_admin_routes(app, svc, config.cache.admin_token)
     add_health(app, cache_health(config, svc))
     app.router.add_get("/", h.index)
-    app.router.add_route("*", "/{tail:.+}", h.get)
+    app.router.add_route("*", "/{tail:.+}", h.dispatch)
 
     async def lifecycle(app: web.Application) -> AsyncIterator[None]:
         async def flush() -> None:

@@ -1,6 +1,8 @@
-"""What a cache process shares between requests: store, upstream, in-flight downloads, health, eviction, stats.
+"""What a cache process shares between requests: store, upstream, in-flight downloads, origin health and
+policies, eviction, stats.
 
-One `Download` (content_cache.download) per object in flight; `download()` starts one or joins it.
+One `Download` (content_cache.download) per response in flight; `download()` joins one that may answer the
+request, or starts one.
 """
 
 from __future__ import annotations
@@ -18,9 +20,13 @@ from types import TracebackType
 from typing import Any
 
 from content_cache.download import Download, Expect
+from content_cache.entry import Entry, url_of
+from content_cache.fields import Fields, lines
+from content_cache.forward import Want
 from content_cache.locks import ObjectLocks
-from content_cache.paths import Target
-from content_cache.store import Entry, Store, pid_alive
+from content_cache.origins import Policy
+from content_cache.paths import Target, local_key
+from content_cache.store import Store, pid_alive, variant_key
 from content_cache.upstream import Upstream
 from content_cache.workerstats import merge, read_worker_stats, write_worker_stats
 
@@ -40,6 +46,8 @@ class Stats:
     evictions: int = 0
     verify_failures: int = 0
     resumed: int = 0  # takeovers that finished a dead worker's partial download with a Range request
+    passed: int = 0  # requests relayed to the origin uncached (POST, PUT, DELETE, OPTIONS...)
+    invalidated: int = 0  # stored responses dropped because an unsafe request changed their URL
 
 
 @dataclass
@@ -60,9 +68,10 @@ class CacheService:
     store: Store
     upstream: Upstream
     origins: dict[str, str]
-    default_ttl_s: float
+    policies: dict[str, Policy]
     max_bytes: int
     backoff_s: float
+    admin_token: str = ""  # never forwarded upstream (content_cache.forward)
     stats: Stats = field(default_factory=Stats)
     inflight: dict[str, Download] = field(default_factory=dict)
     serving: Counter[str] = field(default_factory=Counter)
@@ -79,12 +88,12 @@ class CacheService:
 
     @classmethod
     def create(
-        cls, directory: Path, origins: dict[str, str], *, default_ttl_s: float, max_bytes: int,
-        backoff_s: float, stall_timeout_s: float, shared: bool = False, worker: int = 0,
+        cls, directory: Path, origins: dict[str, str], policies: dict[str, Policy], *, max_bytes: int,
+        backoff_s: float, stall_timeout_s: float, admin_token: str = "", shared: bool = False, worker: int = 0,
     ) -> CacheService:
         store = Store(directory)
-        return cls(store, Upstream(stall_timeout_s), dict(origins), default_ttl_s, max_bytes, backoff_s,
-                   locks=ObjectLocks(store.dir / "locks") if shared else None, worker=worker,
+        return cls(store, Upstream(stall_timeout_s), dict(origins), dict(policies), max_bytes, backoff_s,
+                   admin_token, locks=ObjectLocks(store.dir / "locks") if shared else None, worker=worker,
                    # the leader's own stall timeout fires first; this only catches a leader that hangs
                    follow_timeout_s=2 * stall_timeout_s + 10.0)
 
@@ -106,13 +115,19 @@ class CacheService:
         await self.upstream.close()
         self.store.close()
 
+    def policy(self, origin: str) -> Policy:
+        return self.policies.get(origin) or Policy()
+
     # -- health ----------------------------------------------------------------------------------------
 
-    def mark_down(self, origin: str, reason: str) -> None:
+    def record_failure(self, origin: str, reason: str, *, back_off: bool) -> None:
+        """An upstream failure; `back_off` (the origin could not be reached) puts the origin in back-off."""
         h = self.health.setdefault(origin, OriginHealth())
-        h.down_until = time.time() + self.backoff_s
+        now = time.time()
+        if back_off:
+            h.down_until = now + self.backoff_s
         h.last_error = reason
-        h.last_error_at = time.time()
+        h.last_error_at = now
         h.failures += 1
 
     def mark_healthy(self, origin: str) -> None:
@@ -124,28 +139,64 @@ class CacheService:
         h = self.health.get(origin)
         return h is not None and not h.healthy(time.time())
 
+    def stale_ok(self, entry: Entry, origin: str, *, unreachable: bool, now: float | None = None) -> bool:
+        """Whether a stored response that is no longer fresh may answer because the origin failed: allowed by
+        `stale-if-error` (RFC 5861), by the origin's settings (unreachable: `offline_stale`, as RFC 9111 §4.2.4
+        allows a disconnected cache; a 5xx: `stale_on_5xx`), never against must-revalidate & co. unless
+        `offline_ignores_revalidate` says so for an unreachable origin."""
+        policy = self.policy(origin)
+        if entry.no_stale and not (unreachable and policy.offline_ignores_revalidate):
+            return False
+        now = time.time() if now is None else now
+        if now - entry.fresh_until <= entry.sie_s:
+            return True
+        return policy.offline_stale if unreachable else policy.stale_on_5xx
+
     # -- downloads -------------------------------------------------------------------------------------
 
-    def download(
-        self, target: Target, stale: Entry | None = None, expect: Expect | None = None
-    ) -> tuple[Download, bool]:
-        """The in-flight download for `target`, started if needed; second item: joined an existing one."""
-        dl = self.inflight.get(target.key)
-        if dl is not None:
-            return dl, True
-        dl = Download(self, target, stale, expect)
-        self.inflight[target.key] = dl
+    def download(self, target: Target, want: Want, stale: Entry | None = None, expect: Expect | None = None, *,
+                 exclude: Download | None = None) -> tuple[Download, bool]:
+        """A download whose response may answer `want`: one in flight (second item True) or a new one.
+
+        A new one is registered (others may join it) under the request's variant key when the URL's Vary is
+        known, else the URL key; when that slot is taken by a download `want` may not share, it runs alone.
+        """
+        # The URL's Vary: as stored, else as the response in flight for the URL key has just said.
+        flight = self.inflight.get(target.key)
+        names = self.store.vary_names(target.key) or (flight.vary if flight is not None else None)
+        keys = [variant_key(target.key, names, want.headers)] if names else []
+        keys.append(target.key)
+        now = time.time()
+        for key in keys:
+            dl = self.inflight.get(key)
+            if dl is not None and dl is not exclude and dl.joinable(want, now):
+                return dl, True
+        slot: str | None = keys[0] if keys[0] not in self.inflight else None
+        dl = Download(self, target, want, stale, expect, slot)
+        if slot is not None:
+            self.inflight[slot] = dl
         return dl, False
 
-    def revalidate_in_background(self, target: Target, entry: Entry) -> None:
+    def revalidate_in_background(self, target: Target, want: Want, entry: Entry) -> None:
         """stale-while-revalidate: refresh without making anyone wait (coalesced like any download)."""
-        self.download(target, entry)
+        self.download(target, want, entry)
 
     def release_serving(self, key: str) -> None:
         """One response for `key` finished (keys at zero are dropped: the counter must not grow forever)."""
         self.serving[key] -= 1
         if self.serving[key] <= 0:
             del self.serving[key]
+
+    def invalidate(self, target: Target, response_headers: Fields) -> None:
+        """RFC 9111 §4.4: after a non-error answer to an unsafe request, drop what is stored for its URL and
+        for the Location and Content-Location URLs on the same origin."""
+        keys = {target.key}
+        for name in ("Location", "Content-Location"):
+            for value in lines(response_headers, name):
+                if (key := local_key(value, target, self.origins)) is not None:
+                    keys.add(key)
+        for key in keys:
+            self.stats.invalidated += len(self.store.remove_url(key))
 
     # -- eviction --------------------------------------------------------------------------------------
 
@@ -157,8 +208,10 @@ class CacheService:
             self.store.sync()
         if self.store.total_bytes <= self.max_bytes:
             return
-        protected = set(self.inflight) | set(self.serving)
-        for entry in self.store.eviction_candidates(protected):
+        protected = {url_of(k) for k in self.inflight} | set(self.serving)
+        candidates = sorted((e for e in self.store.entries() if not e.pinned and e.primary not in protected),
+                            key=lambda e: e.last_access)  # least recently used first
+        for entry in candidates:
             if self.store.total_bytes <= self.max_bytes:
                 break
             self.store.remove(entry.key)
@@ -166,10 +219,13 @@ class CacheService:
             log.info("evicted %s (%d bytes)", entry.key, entry.size)
 
     def evict(self, key: str) -> bool:
-        """Admin eviction of one object (refused while it downloads)."""
-        if key in self.inflight:
+        """Admin eviction of a URL's stored responses (refused while one of them downloads)."""
+        if self.downloading(key):
             return False
-        return self.store.remove(key) is not None
+        return bool(self.store.remove_url(key))
+
+    def downloading(self, key: str) -> bool:
+        return any(url_of(k) == key for k in self.inflight)
 
     # -- reporting -------------------------------------------------------------------------------------
 

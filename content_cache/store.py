@@ -4,88 +4,40 @@ Why not diskcache for bodies: `set(read=True)` copies every file (twice the SD-c
 and `expire=` hides stale entries we still want for stale-if-error. So diskcache only holds metadata;
 bodies are written temp → fsync → rename under unique names, and an entry is indexed only after its body
 is in place. A crash therefore leaves at worst an unindexed file (an orphan), never a half file that is
-served; `check()` removes orphans and entries whose body is missing or the wrong size.
+served; `check()` (content_cache.repair) removes orphans and entries whose body is missing or the wrong size.
 """
 
 from __future__ import annotations
 
 import contextlib
-import dataclasses
 import hashlib
 import logging
 import os
 import secrets
 import time
-from collections.abc import Iterable, Iterator
-from dataclasses import dataclass, field
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import diskcache
 
-from content_cache.locks import remove_unheld
-from content_cache.workerstats import remove_dead_stats
+from content_cache.entry import VARIANT_SEP, Entry, VarySet, entry_from_raw, url_of, vary_from_raw
+from content_cache.fields import Fields
+from content_cache.http import secondary_key
+from content_cache.repair import CheckReport, check, pid_alive
 from edge.fsutil import fsync_dir
 from edge.resource import Resource
 
+__all__ = ["CheckReport", "Entry", "Store", "pid_alive", "variant_key"]
 log = logging.getLogger(__name__)
 
 
-@dataclass
-class Entry:
-    """Metadata of one cached object (the body lives in `<dir>/bodies/<body>`)."""
-
-    key: str
-    url: str
-    origin: str
-    body: str
-    size: int
-    sha256: str
-    fetched_at: float
-    fresh_until: float
-    swr_s: float = 0.0
-    sie_s: float = float("inf")
-    etag: str | None = None
-    last_modified: str | None = None
-    content_type: str | None = None
-    content_encoding: str | None = None
-    cache_control: str | None = None
-    pinned: bool = False
-    last_access: float = field(default_factory=time.time)
-
-    @property
-    def validator(self) -> str:
-        """The ETag sent to clients: upstream's (passed through), else one derived from the content."""
-        return self.etag or f'"sha256-{self.sha256[:32]}"'
-
-
-@dataclass
-class CheckReport:
-    """What `Store.check` found and repaired."""
-
-    entries: int = 0
-    orphan_bodies: list[str] = field(default_factory=list)
-    temp_files: list[str] = field(default_factory=list)
-    dropped_entries: list[str] = field(default_factory=list)  # body missing, wrong size or bad hash
-    lock_files: int = 0  # download lock files (workers > 1) that no live process held, removed
-    stats_files: int = 0  # published counters of dead worker processes, removed
-
-
-def pid_alive(pid: int) -> bool:
-    """Whether a process with this pid exists (the owner of a lock or temp file may have died)."""
-    if pid <= 0:
-        return False
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
-
-
 class Store(Resource):
-    """Metadata index + body files under one directory. Not thread-safe: used from the event loop."""
+    """Metadata index + body files under one directory. Not thread-safe: used from the event loop.
+
+    A URL whose responses carry Vary has a `VarySet` record at its URL key and one entry per variant at
+    `<url key>\n<secondary key>` (RFC 9111 §4.1); a URL without Vary has its entry at the URL key itself.
+    """
 
     def __init__(self, directory: Path) -> None:
         self.dir = Path(directory)
@@ -94,27 +46,12 @@ class Store(Resource):
         for d in (self.bodies, self.tmp):
             d.mkdir(parents=True, exist_ok=True)
         # The index must never evict by itself: eviction is ours (LRU by body size, pins respected).
-        self._index = diskcache.Cache(
-            str(self.dir / "index"), size_limit=2**62, cull_limit=0, eviction_policy="none"
-        )
+        self._index = diskcache.Cache(str(self.dir / "index"), size_limit=2**62, cull_limit=0, eviction_policy="none")
         self._mem: dict[str, Entry] = {}
+        self._vary: dict[str, VarySet] = {}
         self._dirty_access: set[str] = set()
         self.total_bytes = 0
-        for key in list(self._index.iterkeys()):
-            raw = self._index.get(key)
-            if isinstance(raw, dict):
-                entry = self._from_raw(raw)
-                if entry is not None:
-                    self._mem[entry.key] = entry
-                    self.total_bytes += entry.size
-
-    @staticmethod
-    def _from_raw(raw: dict[str, Any]) -> Entry | None:
-        names = {f.name for f in dataclasses.fields(Entry)}
-        try:
-            return Entry(**{k: v for k, v in raw.items() if k in names})
-        except TypeError:
-            return None  # written by an incompatible version: treat as absent
+        self.sync()
 
     def close(self) -> None:
         self.flush_access()
@@ -124,35 +61,65 @@ class Store(Resource):
     # -- lookups ---------------------------------------------------------------------------------------
 
     def get(self, key: str) -> Entry | None:
-        """The entry for `key`: from memory, else from the index (another process may have added it)."""
+        """The entry at store key `key`: from memory, else from the index (another process may have added it)."""
         entry = self._mem.get(key)
         if entry is not None:
             return entry
         raw = self._index.get(key)
-        if not isinstance(raw, dict) or (entry := self._from_raw(raw)) is None:
+        if (vs := vary_from_raw(raw)) is not None:
+            self._vary[key] = vs
             return None
-        if not self.body_path(entry).exists():
+        if (entry := entry_from_raw(raw)) is None or not self.body_path(entry).exists():
             return None
         self._mem[key] = entry
         self.total_bytes += entry.size
         return entry
+
+    def in_memory(self, url_key: str) -> Entry | None:
+        """The URL's entry if this process holds it and the URL does not vary (the hit path: a dict lookup)."""
+        return self._mem.get(url_key)
+
+    def lookup(self, url_key: str, request_headers: Fields) -> Entry | None:
+        """The stored response for a request: the URL's entry, or the variant its Vary fields select."""
+        entry = self._mem.get(url_key)
+        if entry is None and url_key not in self._vary:
+            entry = self.get(url_key)  # another process may have stored it (or a VarySet there)
+        if entry is not None or (vs := self._vary.get(url_key)) is None:
+            return entry
+        return self.get(variant_key(url_key, vs.names, request_headers))
+
+    def vary_names(self, url_key: str) -> tuple[str, ...] | None:
+        """The fields the URL's stored responses vary on, if they do (as far as this process knows)."""
+        vs = self._vary.get(url_key)
+        return vs.names if vs is not None else None
 
     def reload(self, key: str) -> Entry | None:
         """Re-read `key` from the index (another process may have replaced, refreshed or removed it)."""
         self.forget(key)
         return self.get(key)
 
+    def reload_url(self, url_key: str, request_headers: Fields) -> Entry | None:
+        """`lookup` after re-reading the URL's record (another process may have stored other variants)."""
+        self.forget(url_key)
+        self._vary.pop(url_key, None)
+        entry = self.lookup(url_key, request_headers)
+        return self.reload(entry.key) if entry is not None and entry.key != url_key else entry
+
     def sync(self) -> None:
         """Make the in-memory mirror match the whole index (other processes add, replace, pin and remove).
 
-        O(entries) reads of the index (about 17 ms for 2000 here): for eviction and admin views with several
-        worker processes, never on the hit path.
+        O(entries) reads of the index (about 17 ms for 2000 here): at start, for eviction and admin views with
+        several worker processes, never on the hit path.
         """
         seen: set[str] = set()
         total = 0
+        vary: dict[str, VarySet] = {}
         for key in list(self._index.iterkeys()):
             raw = self._index.get(key)
-            entry = self._from_raw(raw) if isinstance(raw, dict) else None
+            if (vs := vary_from_raw(raw)) is not None:
+                vary[str(key)] = vs
+                continue
+            entry = entry_from_raw(raw)
             if entry is None:
                 continue
             mine = self._mem.get(entry.key)
@@ -167,6 +134,7 @@ class Store(Resource):
         for key in set(self._mem) - seen:
             del self._mem[key]
             self._dirty_access.discard(key)
+        self._vary = vary
         self.total_bytes = total
 
     def forget(self, key: str) -> None:
@@ -178,6 +146,14 @@ class Store(Resource):
 
     def entries(self) -> Iterator[Entry]:
         return iter(list(self._mem.values()))
+
+    def variants(self, url_key: str) -> list[Entry]:
+        """Every stored response of a URL: its entry, or all of its variants."""
+        entry = self.get(url_key)  # also learns a VarySet the index holds there
+        if entry is not None:
+            return [entry]
+        vs = self._vary.get(url_key)
+        return [e for k in sorted(vs.keys) if (e := self.get(k)) is not None] if vs is not None else []
 
     def __len__(self) -> int:
         return len(self._mem)
@@ -212,7 +188,7 @@ class Store(Resource):
                 raw["last_access"] = max(float(raw.get("last_access", 0.0)), entry.last_access)
                 self._index.set(entry.key, raw)
             elif raw is not None or not only_access:
-                self._index.set(entry.key, dataclasses.asdict(entry))
+                self._index.set(entry.key, entry.to_raw())
 
     # -- writes ----------------------------------------------------------------------------------------
 
@@ -226,43 +202,86 @@ class Store(Resource):
         return f"{digest[:2]}/{digest}.{secrets.token_hex(4)}"
 
     def commit(self, tmp: Path, entry: Entry) -> None:
-        """Move a complete, fsynced temp file into place and index it (the only way bodies appear)."""
+        """Move a complete, fsynced temp file into place and index it (the only way bodies appear).
+
+        The URL's other stored responses go when they cannot coexist with this one: a response without Vary
+        replaces every variant, a variant replaces a response without Vary and variants selected by other
+        fields (the latest Vary of a resource is the one that counts).
+        """
         final = self.bodies / entry.body
         final.parent.mkdir(exist_ok=True)
         os.replace(tmp, final)
         fsync_dir(final.parent)
-        old = self._mem.get(entry.key)
+        url_key = entry.primary
+        doomed: set[str] = set()
+        replaced: list[dict[str, Any]] = []
         with self._index.transact():
             raw = self._index.get(entry.key)
+            head = raw if entry.key == url_key else self._index.get(url_key)
+            vs = vary_from_raw(head)
+            kept: VarySet | None = None
+            if entry.vary:
+                if vs is None or vs.names != entry.vary:
+                    doomed = set(vs.keys) if vs is not None else {url_key} if isinstance(head, dict) else set()
+                    vs = VarySet(entry.vary)
+                vs.keys.add(entry.key)
+                doomed.discard(entry.key)
+                kept = vs
+            elif vs is not None:
+                doomed = set(vs.keys)
+            for key in doomed:
+                if isinstance(old_raw := self._index.pop(key, None), dict):
+                    replaced.append(old_raw)
+            if kept is not None:  # after the doomed records: a plain entry at the URL key is one of them
+                self._index.set(url_key, kept.to_raw())
             # A pin survives a new version, whether this process or another one saw the pin.
-            entry.pinned = entry.pinned or (old is not None and old.pinned) or (
-                isinstance(raw, dict) and raw.get("pinned") is True)
-            self._index.set(entry.key, dataclasses.asdict(entry))
+            old = self._mem.get(entry.key)
+            entry.pinned = entry.pinned or (old is not None and old.pinned) or any(
+                r.get("pinned") is True for r in [*replaced, raw] if isinstance(r, dict))
+            self._index.set(entry.key, entry.to_raw())
+        for key in doomed:
+            self.forget(key)
+        if kept is not None:
+            self._vary[url_key] = kept
+        else:
+            self._vary.pop(url_key, None)
         self._mem[entry.key] = entry
         self.total_bytes += entry.size
-        stale_bodies: set[str] = set()
+        stale_bodies = {r["body"] for r in [*replaced, raw] if isinstance(r, dict) and isinstance(r.get("body"), str)}
         if old is not None:
             self.total_bytes -= old.size
             stale_bodies.add(old.body)
-        if isinstance(raw, dict) and isinstance(raw.get("body"), str):
-            stale_bodies.add(raw["body"])  # what another process indexed, if it differs from our copy
         stale_bodies.discard(entry.body)
         for body in stale_bodies:
             with contextlib.suppress(FileNotFoundError):
                 (self.bodies / body).unlink()
 
     def update(self, entry: Entry) -> None:
-        """Persist changed metadata (freshness after a 304, pin flag)."""
+        """Persist changed metadata (freshness and fields after a 304, pin flag)."""
         self._dirty_access.discard(entry.key)
         self._write_if_current(entry)
 
     def remove(self, key: str) -> Entry | None:
-        """Drop an entry and its body; returns it, or None if absent."""
+        """Drop one stored response and its body (a variant also leaves its URL's VarySet); returns it."""
         entry = self._mem.pop(key, None)
-        raw = self._index.pop(key, None)
-        if entry is None and isinstance(raw, dict):
-            entry = self._from_raw(raw)
-        elif entry is not None:
+        url = url_of(key)
+        with self._index.transact():
+            raw = self._index.get(key)
+            if vary_from_raw(raw) is None:  # a VarySet another process wrote at the URL key stays
+                self._index.pop(key, None)
+            if url != key and (vs := vary_from_raw(self._index.get(url))) is not None:
+                vs.keys.discard(key)
+                if vs.keys:
+                    self._index.set(url, vs.to_raw())
+                else:
+                    self._index.pop(url, None)
+        if url != key and url in self._vary:
+            self._vary[url].keys.discard(key)
+            if not self._vary[url].keys:
+                del self._vary[url]
+        if entry is None:
+            entry = entry_from_raw(raw)
+        else:
             self.total_bytes -= entry.size
         self._dirty_access.discard(key)
         if entry is not None:
@@ -270,70 +289,38 @@ class Store(Resource):
                 (self.bodies / entry.body).unlink()
         return entry
 
-    def eviction_candidates(self, protected: Iterable[str]) -> list[Entry]:
-        """Unpinned, unprotected entries, least recently used first."""
-        keep = set(protected)
-        return sorted(
-            (e for e in self._mem.values() if not e.pinned and e.key not in keep),
-            key=lambda e: e.last_access,
-        )
+    def remove_url(self, url_key: str) -> list[Entry]:
+        """Drop every stored response of a URL (invalidation, admin eviction); returns them."""
+        self._vary.pop(url_key, None)
+        raw = self._index.get(url_key)
+        keys = sorted(vs.keys) if (vs := vary_from_raw(raw)) is not None else []
+        keys += [k for k in self._mem if url_of(k) == url_key and k not in keys and k != url_key]
+        removed = [e for k in keys if (e := self.remove(k)) is not None]
+        if (entry := self.remove(url_key)) is not None:
+            removed.append(entry)
+        self._index.pop(url_key, None)
+        return removed
 
     # -- repair ----------------------------------------------------------------------------------------
 
-    def check(self, *, verify: bool = False, min_orphan_age_s: float = 0.0) -> CheckReport:
-        """Find and repair: dead writers' temp files, bodies nobody indexes, entries without a valid body.
-
-        `verify` also re-hashes every body (slow on big caches). `min_orphan_age_s` spares bodies another
-        process may be just about to index, and download locks used that recently. Also removes the
-        download lock files nobody holds (`content_cache.locks.remove_unheld`) and dead workers' counters.
-        """
-        report = CheckReport()
-        report.lock_files = remove_unheld(self.dir / "locks", min_age_s=min_orphan_age_s,
-                                          is_alive=pid_alive).removed
-        report.stats_files = remove_dead_stats(self.dir / "stats", pid_alive)
-        for tmp in self.tmp.glob("*.part"):
-            pid = tmp.name.split(".", 1)[0]
-            if not pid.isdigit() or not pid_alive(int(pid)) or int(pid) == os.getpid():
-                tmp.unlink(missing_ok=True)
-                report.temp_files.append(tmp.name)
-        indexed: set[str] = set()
+    def records(self) -> Iterator[tuple[str, Any]]:
+        """Every (key, record) of the index as it is on disk, readable or not (for content_cache.repair)."""
         for key in list(self._index.iterkeys()):
-            raw = self._index.get(key)
-            entry = self._from_raw(raw) if isinstance(raw, dict) else None
-            reason = None
-            if entry is None:
-                reason = "unreadable metadata"
-            else:
-                path = self.bodies / entry.body
-                try:
-                    size = path.stat().st_size
-                except FileNotFoundError:
-                    reason = "body missing"
-                else:
-                    if size != entry.size:
-                        reason = f"body is {size} bytes, index says {entry.size}"
-                    elif verify and _sha256_file(path) != entry.sha256:
-                        reason = "sha256 mismatch"
-            if reason is not None:
-                log.warning("cache check: dropping %s: %s", key, reason)
-                report.dropped_entries.append(f"{key}: {reason}")
-                self.remove(str(key))
-                continue
-            assert entry is not None
-            indexed.add(entry.body)
-            report.entries += 1
-        now = time.time()
-        for body in self.bodies.glob("*/*"):
-            rel = f"{body.parent.name}/{body.name}"
-            if rel not in indexed and now - body.stat().st_mtime >= min_orphan_age_s:
-                body.unlink(missing_ok=True)
-                report.orphan_bodies.append(rel)
-        return report
+            yield str(key), self._index.get(key)
+
+    def drop_record(self, key: str) -> None:
+        """Delete an index record that is no readable entry (for content_cache.repair)."""
+        self._index.pop(key, None)
+        self.forget(key)
+
+    def put_record(self, key: str, raw: dict[str, Any]) -> None:
+        self._index.set(key, raw)
+
+    def check(self, *, verify: bool = False, min_orphan_age_s: float = 0.0) -> CheckReport:
+        """Find and repair what a crash, an old or newer version or another process left (content_cache.repair)."""
+        return check(self, verify=verify, min_orphan_age_s=min_orphan_age_s)
 
 
-def _sha256_file(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        while chunk := f.read(1 << 20):
-            h.update(chunk)
-    return h.hexdigest()
+def variant_key(url_key: str, names: tuple[str, ...], request_headers: Fields) -> str:
+    """The store key of the variant of `url_key` that a request selects (RFC 9111 §4.1)."""
+    return f"{url_key}{VARIANT_SEP}{secondary_key(names, request_headers)}"

@@ -10,14 +10,16 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
+import time
 from typing import TYPE_CHECKING
 
 from aiohttp import web
+from multidict import CIMultiDict
 
 from content_cache.download import Download
-from content_cache.http import Unsatisfiable, check_conditionals, if_range_allows, is_strong, parse_range
+from content_cache.http import Unsatisfiable, check_conditionals, if_range_allows, parse_http_date, parse_range
 from content_cache.paths import Target
-from content_cache.responses import CHUNK, abort, base_headers, precondition_response, unsatisfiable
+from content_cache.responses import CHUNK, abort, precondition_response, typed, unsatisfiable
 from edge.exc import UpstreamError
 
 if TYPE_CHECKING:
@@ -27,40 +29,47 @@ log = logging.getLogger(__name__)
 NEAR_SEEK = 2 * 1024 * 1024  # a range starting within this of what has arrived waits for the download
 
 
+def download_headers(dl: Download, label: str) -> CIMultiDict[str]:
+    """The response's fields as upstream sent them (a MISS) or, for a client that joined it, with its Age."""
+    headers = typed(CIMultiDict(dl.headers), dl.target.key, dl.total)
+    headers["X-Cache"] = label
+    if label != "MISS":
+        headers["Age"] = str(dl.age(time.time()))
+    return headers
+
+
 async def stream(svc: CacheService, request: web.Request, dl: Download, label: str,
                  target: Target) -> web.StreamResponse:
     """Answer from the growing temp file."""
     etag, lm = dl.etag, dl.last_modified
-    headers = base_headers(etag, dl.headers.get("Last-Modified"), dl.headers.get("Content-Type"), target.key, label)
-    for name in ("Cache-Control", "Content-Encoding"):
-        if name in dl.headers:
-            headers[name] = dl.headers[name]
-    cond = check_conditionals(request.headers, etag, lm)
-    if cond is not None:
-        return precondition_response(cond, headers)
+    headers = download_headers(dl, label)
     total = dl.total
-    start, end, status = 0, total, 200
-    if total is None:
-        headers.pop("Accept-Ranges")
-    elif "Range" in request.headers and if_range_allows(request.headers, etag, lm):
-        try:
-            ranges = parse_range(request.headers["Range"], total)
-        except Unsatisfiable:
-            return unsatisfiable(total, headers)
-        # A multi-range request on an object still arriving gets the whole thing (allowed by RFC 9110).
-        if ranges and len(ranges) == 1:
-            start, end = ranges[0]
-            status = 206
-            headers["Content-Range"] = f"bytes {start}-{end - 1}/{total}"
-            if start > dl.received + NEAR_SEEK and not dl.finished.is_set():
-                far = await _far_range(svc, request, dl, start, end, headers)
-                if far is not None:
-                    return far
+    start, end, status = 0, total, dl.status
+    if 200 <= status < 300:  # preconditions apply to a 2xx answer only, ranges to a 200 of known length
+        cond = check_conditionals(request.headers, etag, lm, parse_http_date(dl.headers.get("Date")))
+        if cond is not None:
+            return precondition_response(cond, headers)
+        if status == 200 and total is not None:
+            headers["Accept-Ranges"] = "bytes"
+            if "Range" in request.headers and if_range_allows(request.headers, etag, lm):
+                try:
+                    ranges = parse_range(request.headers["Range"], total)
+                except Unsatisfiable:
+                    return unsatisfiable(total, headers)
+                # A multi-range request on an object still arriving gets the whole thing (allowed by RFC 9110).
+                if ranges and len(ranges) == 1:
+                    start, end = ranges[0]
+                    status = 206
+                    headers["Content-Range"] = f"bytes {start}-{end - 1}/{total}"
+                    if start > dl.received + NEAR_SEEK and not dl.finished.is_set():
+                        far = await _far_range(svc, request, dl, start, end, headers)
+                        if far is not None:
+                            return far
     resp = web.StreamResponse(status=status, headers=headers)
     if end is not None:
         resp.content_length = end - start
     await resp.prepare(request)
-    if request.method == "HEAD":
+    if request.method == "HEAD" or end == start:
         return resp
     try:
         fd = dl.open_reader()
@@ -83,7 +92,7 @@ async def _pump(svc: CacheService, request: web.Request, resp: web.StreamRespons
             if dl.source != source:
                 # Another worker took the download over (or committed it): other file, same bytes only if
                 # the representation is the same one our headers announced.
-                if dl.rep != rep or not is_strong(rep[0]):
+                if not dl.still_same(rep):
                     log.warning("aborting %s to a client after %d bytes: the object changed mid-download",
                                 target.key, pos)
                     return abort(request, resp)
@@ -119,13 +128,14 @@ async def _pump(svc: CacheService, request: web.Request, resp: web.StreamRespons
 
 
 async def _far_range(svc: CacheService, request: web.Request, dl: Download, start: int, end: int,
-                     headers: dict[str, str]) -> web.StreamResponse | None:
+                     headers: CIMultiDict[str]) -> web.StreamResponse | None:
     """A seek far beyond what has arrived: relay that range from upstream (not cached).
 
     Returns None when upstream does not answer with the same representation's range; the caller then waits
     on the growing file instead.
     """
-    req = {"Range": f"bytes={start}-{end - 1}", "Accept-Encoding": "identity"}
+    req = CIMultiDict(dl.want.headers)
+    req["Range"] = f"bytes={start}-{end - 1}"
     if dl.etag and not dl.etag.startswith("W/"):
         req["If-Range"] = dl.etag
     async with contextlib.AsyncExitStack() as stack:
@@ -136,7 +146,8 @@ async def _far_range(svc: CacheService, request: web.Request, dl: Download, star
             return None
         if up.status != 206 or up.headers.get("Content-Range") != headers["Content-Range"]:
             return None  # not the same representation's range: serve from the growing file instead
-        resp = web.StreamResponse(status=206, headers={**headers, "X-Cache": "MISS"})
+        headers["X-Cache"] = "MISS"
+        resp = web.StreamResponse(status=206, headers=headers)
         resp.content_length = end - start
         await resp.prepare(request)
         if request.method == "HEAD":

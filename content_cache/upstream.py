@@ -7,8 +7,9 @@ bytes come from. A stall (no bytes for `stall_timeout_s`) is an `UpstreamError(k
 from __future__ import annotations
 
 import asyncio
+import mimetypes
 import os
-from collections.abc import AsyncIterator, Iterator, Mapping
+from collections.abc import AsyncIterable, AsyncIterator, Iterator, Mapping
 from contextlib import asynccontextmanager, contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -21,6 +22,7 @@ from content_cache.http import Unsatisfiable, check_conditionals, http_date, if_
 from edge.exc import UpstreamError
 
 CHUNK = 256 * 1024
+KEEPALIVE_S = 4.0
 
 
 @dataclass
@@ -28,6 +30,7 @@ class UpstreamResponse:
     status: int
     headers: CIMultiDictProxy[str] | CIMultiDict[str]
     chunks: AsyncIterator[bytes]
+    reason: str = ""
 
 
 class Upstream:
@@ -43,8 +46,11 @@ class Upstream:
             timeout = aiohttp.ClientTimeout(
                 total=None, sock_connect=min(10.0, self.stall_timeout_s), sock_read=self.stall_timeout_s
             )
+            # Idle connections go before common servers close them (Node and Apache: 5 s), so a request rarely
+            # meets a connection the origin is just closing.
+            connector = aiohttp.TCPConnector(keepalive_timeout=KEEPALIVE_S)
             # auto_decompress off: we store and pass on exactly the bytes the origin sent.
-            self._session = aiohttp.ClientSession(timeout=timeout, auto_decompress=False)
+            self._session = aiohttp.ClientSession(timeout=timeout, auto_decompress=False, connector=connector)
         return self._session
 
     async def close(self) -> None:
@@ -52,15 +58,22 @@ class Upstream:
             await self._session.close()
 
     @asynccontextmanager
-    async def open(self, url: str, headers: Mapping[str, str]) -> AsyncIterator[UpstreamResponse]:
-        """One upstream request; raises UpstreamError for down/stall (errors while streaming too)."""
+    async def open(self, url: str, headers: Mapping[str, str], *, method: str = "GET",
+                   data: AsyncIterable[bytes] | None = None) -> AsyncIterator[UpstreamResponse]:
+        """One upstream request (redirects are answers, not followed); raises UpstreamError when no usable
+        response comes (and while streaming its body)."""
         self.requests += 1
         if url.startswith("file://"):
-            yield _open_file(Path(unquote(urlsplit(url).path)), headers)
+            yield _open_file(Path(unquote(urlsplit(url).path)), headers, method)
             return
+        # aiohttp sends an idempotent request once more when its connection breaks before an answer (an idle
+        # connection the origin closed just as it was reused); a POST, or a body already streamed, never.
         with self._as_upstream_errors("upstream unreachable"):
-            async with self._client().get(url, headers=dict(headers), allow_redirects=True) as resp:
-                yield UpstreamResponse(resp.status, resp.headers, self._iter(resp))
+            resp = await self._client().request(method, url, headers=headers, data=data, allow_redirects=False)
+        try:
+            yield UpstreamResponse(resp.status, resp.headers, self._iter(resp), resp.reason or "")
+        finally:
+            resp.release()
 
     async def _iter(self, resp: aiohttp.ClientResponse) -> AsyncIterator[bytes]:
         with self._as_upstream_errors("upstream connection lost"):
@@ -69,26 +82,35 @@ class Upstream:
 
     @contextmanager
     def _as_upstream_errors(self, down: str) -> Iterator[None]:
-        """Client errors as UpstreamError: stall (timeout), short (body broken off) or down (`down`: ...)."""
+        """Client errors as UpstreamError: down (no connection: refused, DNS, connect timeout), stall (no data
+        for stall_timeout_s), reset (the connection broke), invalid (not HTTP) or short (body broken off)."""
         try:
             yield
         except UpstreamError:
             raise
+        except (aiohttp.ConnectionTimeoutError, aiohttp.ClientConnectorError) as e:
+            raise UpstreamError("down", f"{down}: {e}") from None
         except (TimeoutError, aiohttp.ServerTimeoutError):
             raise UpstreamError("stall", f"upstream stalled: no data for {self.stall_timeout_s:g} s") from None
         except aiohttp.ClientPayloadError as e:
             raise UpstreamError("short", f"upstream broke off the body: {e}") from None
+        except aiohttp.ClientResponseError as e:
+            raise UpstreamError("invalid", f"upstream sent an invalid response: {e.message}") from None
         except (aiohttp.ClientError, OSError) as e:
-            raise UpstreamError("down", f"{down}: {e}") from None
+            raise UpstreamError("reset", f"upstream connection broke: {e}") from None
 
 
 def _file_etag(st: os.stat_result) -> str:
     return f'"{st.st_mtime_ns:x}-{st.st_size:x}"'
 
 
-def _open_file(path: Path, headers: Mapping[str, str]) -> UpstreamResponse:
+def _open_file(path: Path, headers: Mapping[str, str], method: str) -> UpstreamResponse:
     """Answer like a small origin server for a lesson pack on disk (validators, 304, single ranges)."""
     out: CIMultiDict[str] = CIMultiDict()
+    if method not in ("GET", "HEAD"):
+        out["Allow"] = "GET, HEAD"
+        out["Content-Type"] = "application/json"
+        return UpstreamResponse(405, out, _once(b'{"error": "a lesson pack is read-only"}'))
     try:
         st = path.stat()
         if not path.is_file():
@@ -101,6 +123,7 @@ def _open_file(path: Path, headers: Mapping[str, str]) -> UpstreamResponse:
     etag = _file_etag(st)
     out["ETag"] = etag
     out["Last-Modified"] = http_date(st.st_mtime)
+    out["Content-Type"] = mimetypes.guess_type(path.name)[0] or "application/octet-stream"
     status = check_conditionals(headers, etag, st.st_mtime)
     if status is not None:
         return UpstreamResponse(status, out, _once(b""))

@@ -147,18 +147,41 @@ class WebConfig:
 
 
 @dataclass(frozen=True)
+class OriginConfig:
+    """`[cache.origins.<name>]` as a table: the origin's URL and where the cache may depart from RFC 9111 for
+    it (offline classrooms, static lesson packs); `name = "<url>"` means a table with the defaults."""
+
+    url: str = ""
+    default_ttl_s: int | None = _checked(None, _between(0, 366 * 86400))  # None: cache.default_ttl_s
+    offline_stale: bool = True  # origin unreachable: serve stored responses however stale (RFC 9111 §4.2.4)
+    offline_ignores_revalidate: bool = False  # ... even those marked must-revalidate/no-cache/s-maxage
+    stale_on_5xx: bool = False  # origin answers 500/502/503/504: serve the stored response instead
+    cdn_cache_control: bool = True  # obey CDN-Cache-Control (RFC 9213) over Cache-Control
+
+
+@dataclass(frozen=True)
 class CacheConfig:
     host: str = "0.0.0.0"
     port: int = _checked(8080, _port)
     dir: str = ""  # default: $CACHE_DIRECTORY, else <state_dir>/cache
     max_bytes: int = _checked(8 * 1024**3, _between(1, 2**41))
-    default_ttl_s: int = _checked(3600, _between(0, 366 * 86400))
+    # Freshness for responses without Cache-Control/Expires; 0 = the RFC 9111 heuristic (Last-Modified).
+    default_ttl_s: int = _checked(0, _between(0, 366 * 86400))
     admin_token: str = ""
     stall_timeout_s: float = _checked(30.0, _between(0, 3600, low_open=True))
     backoff_s: float = _checked(60.0, _between(0, 86400, low_open=True))
     # `edge cache serve` worker processes sharing the port (SO_REUSEPORT) and the index; 1 = one process.
     workers: int = _checked(1, _between(1, 16))
-    origins: dict[str, str] = field(default_factory=dict)
+    origins: dict[str, OriginConfig | str] = field(default_factory=dict)
+
+    def origin(self, name: str) -> OriginConfig:
+        """Origin `name` as a table, with the cache-wide default TTL filled in."""
+        o = self.origins[name]
+        o = OriginConfig(url=o) if isinstance(o, str) else o
+        return o if o.default_ttl_s is not None else dataclasses.replace(o, default_ttl_s=self.default_ttl_s)
+
+    def origin_urls(self) -> dict[str, str]:
+        return {name: self.origin(name).url for name in self.origins}
 
 
 @dataclass(frozen=True)
@@ -299,6 +322,9 @@ def _convert(value: Any, hint: Any, file: str, key: str) -> Any:
         _, item = typing.get_args(hint)
         return {str(k): _convert(v, item, file, f"{key}.{k}") for k, v in value.items()}
     if origin in (types.UnionType, typing.Union):
+        tables = [arm for arm in typing.get_args(hint) if dataclasses.is_dataclass(arm)]
+        if tables and isinstance(value, Mapping):  # a table can only be the table arm: report its own errors
+            return _convert(value, tables[0], file, key)
         errors = []
         for arm in typing.get_args(hint):
             try:
@@ -357,11 +383,15 @@ def _validate_whole(cfg: EdgeConfig) -> None:
         seen[pin] = name
     if cfg.gpio.quiet_hold_seconds <= cfg.gpio.hold_seconds:
         raise ConfigError(file, "gpio.quiet_hold_seconds", "must be longer than gpio.hold_seconds")
-    for name, url in cfg.cache.origins.items():
+    for name, origin in cfg.cache.origins.items():
         if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9_.-]*", name) or name.startswith("_"):
             raise ConfigError(file, f"cache.origins.{name}", "origin names are letters, digits, '-', '_', '.'")
+        key = f"cache.origins.{name}" if isinstance(origin, str) else f"cache.origins.{name}.url"
+        url = origin if isinstance(origin, str) else origin.url
+        if not url:
+            raise ConfigError(file, key, "missing (the origin's http://, https:// or file:// URL)")
         if reason := _url("http", "https", "file")(url):
-            raise ConfigError(file, f"cache.origins.{name}", reason)
+            raise ConfigError(file, key, reason)
     if len(cfg.rotation.periods) > PERIODS_MAX:
         raise ConfigError(file, "rotation.periods", f"at most {PERIODS_MAX} periods (got {len(cfg.rotation.periods)})")
     for i, period in enumerate(cfg.rotation.periods):

@@ -88,11 +88,12 @@ class TargetError(RequestError):
     """A lesson-cache request target that must be refused (unknown origin, traversal, ...)."""
 
 
-UpstreamKind = Literal["down", "stall", "status", "short", "verify"]
+UpstreamKind = Literal["down", "stall", "reset", "invalid", "status", "short", "verify"]
 
 
 class UpstreamError(EdgeError):
-    """An origin could not deliver: unreachable/refused (down), stalled, 5xx, short body, failed verify."""
+    """An origin could not deliver: unreachable/refused (down), stalled, connection broken before the response
+    (reset), a malformed response (invalid), an unusable status, short body, failed verify."""
 
     def __init__(self, kind: UpstreamKind, message: str) -> None:
         super().__init__(message)

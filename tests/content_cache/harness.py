@@ -17,7 +17,7 @@ from typing import Any
 
 import aiohttp
 from aiohttp import web
-from multidict import CIMultiDictProxy
+from multidict import CIMultiDict, CIMultiDictProxy
 
 from content_cache.server import SERVICE, make_app
 from content_cache.service import CacheService
@@ -66,6 +66,20 @@ class Obj:
     cache_control: str | None = None
     expires: str | None = None
     content_type: str = "application/octet-stream"
+    status: int = 200
+    headers: tuple[tuple[str, str], ...] = ()  # more response fields, sent as they are (repeats allowed)
+    # (request field, value → body): the body depends on that request field ("" when absent)
+    select: tuple[str, dict[str, bytes]] | None = None
+
+
+@dataclass
+class Write:
+    """A request with another method than GET/HEAD, as the origin received it."""
+
+    method: str
+    path: str
+    headers: dict[str, str]
+    body: bytes
 
 
 @dataclass
@@ -79,6 +93,11 @@ class Origin:
     gate: asyncio.Event | None = None  # after the first chunk, wait for this before sending the rest
     stall_after: int | None = None  # send this many bytes, then hang (until the client gives up)
     hold_headers: asyncio.Event | None = None  # wait for this before answering at all
+    # Answer other methods than GET/HEAD (else aiohttp's 405): with this status and these fields.
+    writable: bool = False
+    write_status: int = 200
+    write_headers: tuple[tuple[str, str], ...] = ()
+    writes: list[Write] = field(default_factory=list)
     port: int = 0
     _runner: web.AppRunner | None = None
 
@@ -104,17 +123,25 @@ class Origin:
             headers["Cache-Control"] = obj.cache_control
         if obj.expires:
             headers["Expires"] = obj.expires
+        out = CIMultiDict(headers)
+        for name, value in obj.headers:
+            out.add(name, value)
+        body = obj.body
+        if obj.select is not None:
+            body = obj.select[1].get(request.headers.get(obj.select[0], ""), b"")
+        if obj.status != 200:
+            return web.Response(status=obj.status, headers=out, body=body)
         cond = _precondition(request, obj.etag)
         if cond is not None:
-            return web.Response(status=cond, headers=headers)
-        start, end, status = 0, len(obj.body), 200
-        wanted = _one_range(request.headers.get("Range"), len(obj.body))
+            return web.Response(status=cond, headers=out)
+        start, end, status = 0, len(body), 200
+        wanted = _one_range(request.headers.get("Range"), len(body))
         if wanted == "416":
             return web.Response(status=416)
         if isinstance(wanted, tuple) and request.headers.get("If-Range", obj.etag) == obj.etag:
             (start, end), status = wanted, 206
-            headers["Content-Range"] = f"bytes {start}-{end - 1}/{len(obj.body)}"
-        resp = web.StreamResponse(status=status, headers=headers)
+            out["Content-Range"] = f"bytes {start}-{end - 1}/{len(body)}"
+        resp = web.StreamResponse(status=status, headers=out)
         resp.content_length = end - start
         await resp.prepare(request)
         pos, first = start, True
@@ -125,7 +152,7 @@ class Origin:
                 n = min(self.chunk_size, end - pos)
                 if self.stall_after is not None:
                     n = min(n, start + self.stall_after - pos) or n
-                await resp.write(obj.body[pos : pos + n])
+                await resp.write(body[pos : pos + n])
                 pos += n
                 if first and self.gate is not None and status == 200:
                     first = False
@@ -135,9 +162,17 @@ class Origin:
             pass
         return resp
 
+    async def write(self, request: web.Request) -> web.StreamResponse:
+        self.writes.append(Write(request.method, request.match_info["path"], dict(request.headers),
+                                 await request.read()))
+        return web.Response(status=self.write_status, headers=CIMultiDict(self.write_headers), text="written")
+
     async def start(self) -> None:
-        app = web.Application()
+        app = web.Application(client_max_size=64 * 1024 * 1024)
         app.router.add_get("/files/{path:.+}", self.handle)
+        if self.writable:
+            for method in ("POST", "PUT", "DELETE", "PATCH", "OPTIONS"):
+                app.router.add_route(method, "/files/{path:.+}", self.write)
         # handler_cancellation: a hung (stalling) handler is cancelled when the cache hangs up on it.
         self._runner = web.AppRunner(app, access_log=None, handler_cancellation=True, shutdown_timeout=0.1)
         await self._runner.setup()
@@ -177,9 +212,11 @@ class Reply:
 class Harness:
     """An upstream Origin plus a cache app configured with it (origin name `up`), and a client."""
 
-    def __init__(self, tmp_path: Path, origin: Origin | None = None, **cache: Any) -> None:
+    def __init__(self, tmp_path: Path, origin: Origin | None = None, *, origin_settings: dict[str, Any] | None = None,
+                 **cache: Any) -> None:
         self.tmp_path = tmp_path
         self.origin = origin or Origin()
+        self.origin_settings = origin_settings  # makes `up` a [cache.origins.up] table with these settings
         self.cache_opts = cache
         self.runner: web.AppRunner | None = None
         self.port = 0
@@ -197,6 +234,8 @@ class Harness:
             "backoff_s": 30.0,
             "origins": {"up": f"http://127.0.0.1:{self.origin.port}/files"},
         }
+        if self.origin_settings is not None:
+            cache["origins"] = {"up": {"url": cache["origins"]["up"], **self.origin_settings}}
         cache.update(self.cache_opts)
         return {"cache": cache}
 
@@ -227,9 +266,11 @@ class Harness:
     def url(self, path: str) -> str:
         return f"http://127.0.0.1:{self.port}{path}"
 
-    async def get(self, path: str, headers: dict[str, str] | None = None, method: str = "GET") -> Reply:
+    async def get(self, path: str, headers: dict[str, str] | None = None, method: str = "GET",
+                  data: bytes | None = None) -> Reply:
         assert self.session is not None
-        async with self.session.request(method, self.url(path), headers=headers or {}) as r:
+        async with self.session.request(method, self.url(path), headers=headers or {}, data=data,
+                                        allow_redirects=False) as r:
             body = await r.read()
             return Reply(r.status, r.headers, body)
 

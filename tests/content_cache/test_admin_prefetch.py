@@ -108,3 +108,23 @@ async def test_prefetch_cli_shows_summary_and_fails_on_rejects(tmp_path: Path,
         assert code == 0 and "0 fetched, 1 already cached" in capsys.readouterr().out
     finally:
         await origin.stop()
+
+
+async def test_prefetch_pins_only_the_object_and_reports_a_5xx(tmp_path: Path) -> None:
+    objs = {"gone.bin": Obj(b"no such file", status=404),  # has an ETag: stored (a 404 is cacheable), not pinned
+            "kept.bin": Obj(b"v1", cache_control="max-age=0, stale-if-error=600")}
+    origin = Origin(objects=objs)
+    async with Harness(tmp_path, origin, admin_token="s3cret") as h:
+        assert h.session is not None
+        await h.get("/up/kept.bin")
+        origin.objects["kept.bin"] = Obj(b"maintenance", status=503)
+        manifest = {"origin": "up", "pin": True, "paths": ["gone.bin", "kept.bin"]}
+        async with h.session.post(h.url("/_cache/prefetch"), json=manifest, headers=AUTH) as r:
+            report = await r.json()
+        by_key = {i["key"]: i for i in report["items"]}
+        assert by_key["up/gone.bin"] == {"key": "up/gone.bin", "status": "failed", "bytes": 0,
+                                         "message": "upstream answered 404"}
+        assert by_key["up/kept.bin"]["status"] == "failed" and "stored copy stays" in by_key["up/kept.bin"]["message"]
+        gone, kept = h.svc.store.get("up/gone.bin"), h.svc.store.get("up/kept.bin")
+        assert gone is not None and gone.status == 404 and not gone.pinned
+        assert kept is not None and not kept.pinned and (await h.get("/up/kept.bin")).body == b"v1"

@@ -134,10 +134,34 @@ async def test_uncached_object_with_upstream_down_is_504_json(tmp_path: Path) ->
         assert "unavailable" in r.json()["error"] and r.json()["status"] == 504
 
 
-async def test_upstream_5xx_uncached_is_502_json(tmp_path: Path) -> None:
+async def test_upstream_5xx_is_passed_through_as_it_is(tmp_path: Path) -> None:
+    """Issue 15 replaced the old rewrite of an origin 5xx into a 502 of the cache's own: the origin's status and
+    body reach the client, and one URL's 5xx does not put the origin in back-off."""
     async with Harness(tmp_path, Origin(fail_status=503)) as h:
         r = await h.get("/up/lesson.html")
-        assert r.status == 502 and "503" in r.json()["reason"]
+        assert (r.status, r.body, r.x_cache) == (503, b"upstream trouble", "MISS")
+        assert not h.svc.is_down("up") and h.svc.store.get("up/lesson.html") is None
+        assert (await h.get("/up/lesson.html")).status == 503
+        assert h.origin.count("lesson.html") == 2
+
+
+async def test_an_invalid_upstream_response_is_502_json(tmp_path: Path) -> None:
+    async def garbage(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await reader.readuntil(b"\r\n\r\n")
+        writer.write(b"this is not HTTP\r\n\r\n")
+        await writer.drain()
+        writer.close()
+
+    server = await asyncio.start_server(garbage, "127.0.0.1", 0)
+    port = server.sockets[0].getsockname()[1]
+    try:
+        async with Harness(tmp_path, origins={"up": f"http://127.0.0.1:{port}/files"}) as h:
+            r = await h.get("/up/lesson.html")
+            assert r.status == 502 and r.json()["status"] == 502 and "invalid response" in r.json()["reason"]
+            assert not h.svc.is_down("up")  # the origin answered: no back-off for everything else
+    finally:
+        server.close()
+        await server.wait_closed()
 
 
 def test_store_check_repairs_orphans_and_bad_entries(tmp_path: Path) -> None:
@@ -237,5 +261,36 @@ def test_stores_sharing_a_dir_never_write_back_an_old_version(tmp_path: Path) ->
     b.remove("up/x")
     a.sync()
     assert a.get("up/x") is None and a.total_bytes == 0
+    a.close()
+    b.close()
+
+
+def test_a_stale_plain_entry_removed_by_one_process_leaves_anothers_variants(tmp_path: Path) -> None:
+    """Worker A still mirrors a URL's plain entry; worker B stores a Vary variant (its VarySet replaces the plain
+    entry at the URL key). A finds the old body gone and removes its entry: B's VarySet and variant stay."""
+    from multidict import CIMultiDict
+
+    from content_cache.store import Entry, variant_key
+
+    a, b = Store(tmp_path), Store(tmp_path)
+
+    def commit(store: Store, key: str, data: bytes, vary: tuple[str, ...] = ()) -> Entry:
+        tmp = store.new_temp()
+        tmp.write_bytes(data)
+        entry = Entry(key=key, url="http://o/x", origin="up", body=store.body_name(key), size=len(data),
+                      sha256="0" * 64, fetched_at=0.0, fresh_until=0.0, vary=vary)
+        store.commit(tmp, entry)
+        return entry
+
+    commit(a, "up/x", b"plain")
+    de = CIMultiDict({"Accept-Language": "de"})
+    key = variant_key("up/x", ("accept-language",), de)
+    commit(b, key, b"Hallo", ("accept-language",))
+    assert a.in_memory("up/x") is not None  # A's mirror is behind
+    a.remove("up/x")  # what serving does when the body it knew is gone
+    a.sync()
+    assert a.lookup("up/x", de) is not None and a.lookup("up/x", de).key == key  # type: ignore[union-attr]
+    b.sync()
+    assert [e.key for e in b.variants("up/x")] == [key]
     a.close()
     b.close()

@@ -52,7 +52,9 @@ def test_freshness_rules() -> None:
     assert not freshness({"Cache-Control": "private, max-age=9"}, 3600).store
     e = freshness({"Expires": "Thu, 01 Jan 1970 00:01:40 GMT", "Date": "Thu, 01 Jan 1970 00:00:40 GMT"}, 3600,
                   now=500.0)
-    assert e.fresh_until == 560.0
+    # 60 s of freshness (Expires − Date), but received 460 s after its Date: RFC 9111 §4.2.3 counts that apparent
+    # age (issue 15), so it went stale at 100 (this line said 560 before the cache computed Age per the RFC).
+    assert e.fresh_until == 100.0
     assert freshness({"Expires": "garbage"}, 3600, now=5.0).fresh_until == 5.0
     assert freshness({"Cache-Control": "max-age=10, must-revalidate"}, 0).sie_s == 0.0
 

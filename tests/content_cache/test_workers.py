@@ -293,3 +293,32 @@ def test_workers_must_be_positive(workers: int) -> None:
 
     with pytest.raises(ConfigError, match="workers"):
         parse_config({"cache": {"workers": workers}}, "t.toml")
+
+
+async def test_coalescing_across_workers_is_per_vary_variant(tmp_path: Path) -> None:
+    body = {"de": blob(400_000, seed=11), "en": blob(400_000, seed=12)}
+    obj = Obj(b"", cache_control="max-age=600", headers=(("Vary", "Accept-Language"),),
+              select=("Accept-Language", body))
+    origin = Origin(objects={"v.bin": obj}, gate=asyncio.Event(), chunk_size=32 * 1024)
+    async with running(tmp_path, origin) as pool:
+        conns = await pool.pinned(per_worker=2)
+        # The first student's request finds out the URL varies; then both languages from both workers.
+        first = conns[0][0]
+        await first.start("/up/v.bin", {"Accept-Language": "de"})
+        await poll(lambda: origin.count("v.bin") == 1)
+        asks = [(conns[1][0], "de"), (conns[0][1], "en"), (conns[1][1], "en")]
+        heads = await asyncio.gather(*(c.start("/up/v.bin", {"Accept-Language": lang}) for c, lang in asks))
+        await poll(lambda: origin.count("v.bin") == 2)  # the English variant: one more request, not two
+        origin.gate.set()  # type: ignore[union-attr]
+        assert await first.reader.readexactly(len(body["de"])) == body["de"]
+        for (conn, lang), (status, head) in zip(asks, heads, strict=True):
+            assert status == 200
+            assert await conn.reader.readexactly(int(head["content-length"])) == body[lang]
+        assert origin.count("v.bin") == 2
+        assert sorted(head["x-cache"] for _, head in heads) == ["COALESCED", "COALESCED", "MISS"]
+        for group in conns.values():  # and then hits, each worker, each language
+            for conn, lang in zip(group, ("de", "en"), strict=True):
+                status, head = await conn.start("/up/v.bin", {"Accept-Language": lang})
+                assert (status, head["x-cache"]) == (200, "HIT")
+                assert await conn.reader.readexactly(len(body[lang])) == body[lang]
+        assert origin.count("v.bin") == 2
