@@ -15,7 +15,7 @@ from content_cache.entry import secondary_part
 from content_cache.manifest import parse_manifest
 from content_cache.prefetch import run_prefetch
 from edge.exc import ManifestError, RequestError
-from edge.serving.aio import Handler
+from edge.serving.aio import Handler, json_response
 from edge.serving.auth import bearer_ok
 
 if TYPE_CHECKING:
@@ -39,17 +39,17 @@ def add_admin_routes(app: web.Application, svc: CacheService, token: str) -> Non
 
     async def health(request: web.Request) -> web.Response:
         down = [name for name in svc.origins if svc.is_down(name)]
-        return web.json_response({"ok": True, "objects": len(svc.store), "upstreams_down": down,
-                                  "worker": svc.worker})
+        return json_response({"ok": True, "objects": len(svc.store), "upstreams_down": down,
+                              "worker": svc.worker})
 
     async def stats(request: web.Request) -> web.Response:
-        return web.json_response(svc.snapshot())
+        return json_response(svc.snapshot())
 
     async def objects(request: web.Request) -> web.Response:
         now = time.time()
         if svc.locks is not None:
             svc.store.sync()  # several workers: list the shared index, not this worker's view of it
-        return web.json_response([
+        return json_response([
             {"key": e.primary, "variant": secondary_part(e.key) or None, "status": e.status,
              "size": e.size, "sha256": e.sha256, "pinned": e.pinned, "fresh": now < e.fresh_until,
              "fetched_at": e.fetched_at, "last_access": e.last_access}
@@ -66,7 +66,7 @@ def add_admin_routes(app: web.Application, svc: CacheService, token: str) -> Non
         except ManifestError as e:
             raise RequestError(400, str(e)) from None
         report = await run_prefetch(svc, items)
-        return web.json_response(report.to_json(), status=200 if report.ok else 422)
+        return json_response(report.to_json(), status=200 if report.ok else 422)
 
     def _key(request: web.Request) -> str:
         return request.match_info["key"]
@@ -86,7 +86,7 @@ def add_admin_routes(app: web.Application, svc: CacheService, token: str) -> Non
             svc.store.update(entry)
         if not value:
             svc.evict_to_fit()
-        return web.json_response({"key": key, "pinned": value})
+        return json_response({"key": key, "pinned": value})
 
     async def evict(request: web.Request) -> web.Response:
         key = _key(request)
@@ -95,7 +95,7 @@ def add_admin_routes(app: web.Application, svc: CacheService, token: str) -> Non
         if not svc.evict(key):
             raise RequestError(404, f"{key!r} is not cached")
         svc.stats.evictions += 1
-        return web.json_response({"key": key, "evicted": True})
+        return json_response({"key": key, "evicted": True})
 
     r = app.router
     r.add_get("/_cache/health", health)

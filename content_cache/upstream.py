@@ -7,6 +7,8 @@ bytes come from. A stall (no bytes for `stall_timeout_s`) is an `UpstreamError(k
 from __future__ import annotations
 
 import asyncio
+import errno
+import json
 import mimetypes
 import os
 from collections.abc import AsyncIterable, AsyncIterator, Iterator, Mapping
@@ -100,6 +102,12 @@ class Upstream:
             raise UpstreamError("reset", f"upstream connection broke: {e}") from None
 
 
+def _file_refusal(status: int, message: str) -> UpstreamResponse:
+    """A lesson pack's answer to a request it cannot serve (a client error: the origin stays healthy)."""
+    return UpstreamResponse(status, CIMultiDict({"Content-Type": "application/json"}),
+                            _once(json.dumps({"error": message}).encode()))
+
+
 def _file_etag(st: os.stat_result) -> str:
     return f'"{st.st_mtime_ns:x}-{st.st_size:x}"'
 
@@ -116,9 +124,10 @@ def _open_file(path: Path, headers: Mapping[str, str], method: str) -> UpstreamR
         if not path.is_file():
             raise FileNotFoundError(path)
     except (FileNotFoundError, NotADirectoryError):
-        out["Content-Type"] = "application/json"
-        return UpstreamResponse(404, out, _once(b'{"error": "not found in the lesson pack"}'))
+        return _file_refusal(404, "not found in the lesson pack")
     except OSError as e:
+        if e.errno == errno.ENAMETOOLONG:  # the client chose the name: its error, never the pack's health
+            return _file_refusal(414, "the file name is longer than the lesson pack's file system allows")
         raise UpstreamError("down", f"lesson pack unreadable: {e.strerror}") from None
     etag = _file_etag(st)
     out["ETag"] = etag

@@ -28,6 +28,14 @@ LESSON_PATH_MAX = 512
 NAME_MAX = 60  # plans, stations, groups, periods (long names wrap or truncate, with the full name as a title)
 STUDENT_ID_MAX = 64  # pseudonymous ids (OneRoster sourcedIds are shorter)
 SKILL_MAX = 200  # skill names, often IRIs
+EVIDENCE_ID_MAX = 200  # the id a client gives a compact evidence item
+
+# evidence: items per request, and when an answer can have happened (epoch seconds, up to 9999-12-31)
+REQUEST_ITEMS_MAX = 1000
+EVENT_TIME_MAX_S = 253_402_300_799
+
+# JSON bodies: arrays and objects nested deeper than this are refused (xAPI extensions nest a few levels)
+JSON_DEPTH_MAX = 64
 
 # bell schedule
 PERIODS_MAX = 50
@@ -35,6 +43,18 @@ PERIODS_MAX = 50
 
 def finite(value: float) -> bool:
     return not (math.isnan(value) or math.isinf(value))
+
+
+def whole(value: Any) -> int | None:
+    """`value` as a whole number: an int, or a float with nothing after the point (JSON and JSON Schema do not
+    tell 27 from 27.0); None for anything else, booleans included."""
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, int):
+        return value
+    if isinstance(value, float) and finite(value) and value.is_integer():
+        return int(value)
+    return None
 
 
 def name_problem(value: Any, what: str = "name", max_len: int = NAME_MAX) -> str | None:

@@ -32,7 +32,7 @@ from edge.fleet.page import get_page, templates
 from edge.fleet.service import COLLECTOR, Clock, Collector
 from edge.fleet.store import ACCEPTED, FULL, OTHER_SCHOOL, FleetStore, Heartbeat
 from edge.serving import jsontext
-from edge.serving.aio import Handler, error_middleware, json_error, start_site
+from edge.serving.aio import Handler, error_middleware, json_error, json_response, start_site
 from edge.serving.auth import bearer
 from edge.serving.groupcommit import GroupCommit
 from edge.serving.lifecycle import serve_async
@@ -94,8 +94,8 @@ async def get_units(request: web.Request) -> web.StreamResponse:
     c = request.app[COLLECTOR]
     query = Query.from_request(request.query)
     views = await c.views()
-    return web.json_response({"generated_at": iso(c.now()), "offline_minutes": c.config.fleet.offline_minutes,
-                              "total": len(views), "units": query.apply(views)})
+    return json_response({"generated_at": iso(c.now()), "offline_minutes": c.config.fleet.offline_minutes,
+                          "total": len(views), "units": query.apply(views)})
 
 
 async def get_unit(request: web.Request) -> web.StreamResponse:
@@ -103,19 +103,19 @@ async def get_unit(request: web.Request) -> web.StreamResponse:
     uid = request.match_info["unit_id"]
     for view in await c.views():
         if view["id"] == uid:
-            return web.json_response(view)
+            return json_response(view)
     raise RequestError(404, f"no unit {uid!r} has reported", key="unit_id")
 
 
 async def get_schools(request: web.Request) -> web.StreamResponse:
     c = request.app[COLLECTOR]
-    return web.json_response({"generated_at": iso(c.now()), "schools": school_summary(await c.views())})
+    return json_response({"generated_at": iso(c.now()), "schools": school_summary(await c.views())})
 
 
 async def get_openapi(request: web.Request) -> web.StreamResponse:
     from edge.fleet.openapi import spec
 
-    return web.json_response(spec())
+    return json_response(spec())
 
 
 async def get_healthz(request: web.Request) -> web.StreamResponse:
@@ -124,10 +124,10 @@ async def get_healthz(request: web.Request) -> web.StreamResponse:
         await asyncio.get_running_loop().run_in_executor(
             c.read_executor, lambda: c.reader.execute("SELECT count(*) FROM units").fetchone())
     except sqlite3.Error as e:
-        return web.json_response({"status": "failing", "error": f"fleet store: {e}"}, status=503)
+        return json_response({"status": "failing", "error": f"fleet store: {e}"}, status=503)
     writer_ok = c.writer.running
-    return web.json_response({"status": "ok" if writer_ok else "failing", "service": "fleet", "version": __version__,
-                              "units": len(c.store.schools)}, status=200 if writer_ok else 503)
+    return json_response({"status": "ok" if writer_ok else "failing", "service": "fleet", "version": __version__,
+                          "units": len(c.store.schools)}, status=200 if writer_ok else 503)
 
 
 async def get_metrics(request: web.Request) -> web.StreamResponse:

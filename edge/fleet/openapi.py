@@ -7,24 +7,13 @@ from typing import Any
 from edge import __version__
 from edge.fleet.heartbeats import MAX_FAULT, MAX_FAULTS, MAX_HOST, MAX_NAME, MAX_SHORT, SORT_KEYS, STATUSES
 from edge.serving.errors import ERROR_SCHEMA
+from edge.serving.openapi import err, json_body, ref
 
 NULL_NUM = {"type": ["number", "null"], "minimum": 0}
 NULL_INT = {"type": ["integer", "null"], "minimum": 0}
 NULL_STR = {"type": ["string", "null"]}
 PORTS = {"type": "object", "additionalProperties": False,
          "properties": {k: {"type": "integer", "minimum": 1, "maximum": 65535} for k in ("web", "cache", "mastery")}}
-
-
-def _ref(name: str) -> dict[str, str]:
-    return {"$ref": f"#/components/schemas/{name}"}
-
-
-def _json(schema: dict[str, Any], description: str) -> dict[str, Any]:
-    return {"description": description, "content": {"application/json": {"schema": schema}}}
-
-
-def _err(name: str) -> dict[str, str]:
-    return {"$ref": f"#/components/responses/{name}"}
 
 
 SCHEMAS: dict[str, Any] = {
@@ -83,7 +72,7 @@ SCHEMAS: dict[str, Any] = {
               "additionalProperties": False,
               "properties": {"generated_at": {"type": "string"}, "offline_minutes": {"type": "number"},
                              "total": {"type": "integer", "description": "units known, before the filter"},
-                             "units": {"type": "array", "items": _ref("Unit")}}},
+                             "units": {"type": "array", "items": ref("Unit")}}},
     "Schools": {"type": "object", "required": ["generated_at", "schools"], "additionalProperties": False,
                 "properties": {"generated_at": {"type": "string"}, "schools": {"type": "array", "items": {
                     "type": "object", "additionalProperties": False,
@@ -96,9 +85,9 @@ SCHEMAS: dict[str, Any] = {
 }
 
 RESPONSES = {
-    "BadRequest": _json(_ref("Error"), "malformed request (the message names the field)"),
-    "Unauthorized": _json(_ref("Error"), "no or an unknown district token"),
-    "NotFound": _json(_ref("Error"), "no such unit"),
+    "BadRequest": json_body(ref("Error"), "malformed request (the message names the field)"),
+    "Unauthorized": json_body(ref("Error"), "no or an unknown district token"),
+    "NotFound": json_body(ref("Error"), "no such unit"),
 }
 
 
@@ -119,26 +108,26 @@ def spec() -> dict[str, Any]:
         "paths": {
             "/api/v1/heartbeat": {"post": {
                 "summary": "a unit reports its state", "security": [{"districtToken": []}],
-                "requestBody": {"required": True, "content": {"application/json": {"schema": _ref("Heartbeat")}}},
+                "requestBody": {"required": True, "content": {"application/json": {"schema": ref("Heartbeat")}}},
                 "responses": {
                     "204": {"description": "stored (on disk)"},
-                    "400": _err("BadRequest"), "401": _err("Unauthorized"),
-                    "403": _json(_ref("Error"), "the token is another school's than the heartbeat names"),
-                    "409": _json(_ref("Error"), "the unit id belongs to another school"),
-                    "413": _json(_ref("Error"), "body larger than 16 KiB"),
-                    "507": _json(_ref("Error"), "the collector already keeps fleet.max_units units"),
+                    "400": err("BadRequest"), "401": err("Unauthorized"),
+                    "403": json_body(ref("Error"), "the token is another school's than the heartbeat names"),
+                    "409": json_body(ref("Error"), "the unit id belongs to another school"),
+                    "413": json_body(ref("Error"), "body larger than 16 KiB"),
+                    "507": json_body(ref("Error"), "the collector already keeps fleet.max_units units"),
                 }}},
             "/api/v1/units": {"get": {
                 "summary": "every unit's last state, filtered and sorted", "parameters": query,
-                "responses": {"200": _json(_ref("Units"), "the units"), "400": _err("BadRequest")}}},
+                "responses": {"200": json_body(ref("Units"), "the units"), "400": err("BadRequest")}}},
             "/api/v1/units/{unit_id}": {"get": {
                 "summary": "one unit", "parameters": [{"name": "unit_id", "in": "path", "required": True,
                                                        "schema": {"type": "string"}}],
-                "responses": {"200": _json(_ref("Unit"), "the unit"), "404": _err("NotFound")}}},
+                "responses": {"200": json_body(ref("Unit"), "the unit"), "404": err("NotFound")}}},
             "/api/v1/schools": {"get": {
-                "summary": "counts per school", "responses": {"200": _json(_ref("Schools"), "per school")}}},
+                "summary": "counts per school", "responses": {"200": json_body(ref("Schools"), "per school")}}},
             "/api/v1/openapi.json": {"get": {
-                "summary": "this document", "responses": {"200": _json({"type": "object"}, "OpenAPI 3.1")}}},
+                "summary": "this document", "responses": {"200": json_body({"type": "object"}, "OpenAPI 3.1")}}},
         },
         "components": {
             "schemas": SCHEMAS, "responses": RESPONSES,

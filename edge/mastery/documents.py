@@ -18,6 +18,7 @@ from edge.exc import RequestError
 from edge.mastery import docstore
 from edge.mastery.middleware import principal, read_body, resource
 from edge.mastery.service import MASTERY
+from edge.serving.aio import json_response
 from edge.xapi import now_us
 from edge.xapi.documents import (
     ACTIVITY_PROFILE,
@@ -61,7 +62,7 @@ async def _get(request: web.Request, kind: str) -> web.StreamResponse:
     if t.doc_id is None:
         found, newest = await m.reads.run(lambda db: docstore.ids(db, t))
         headers = {"Last-Modified": _http_date(newest)} if newest is not None else {}
-        return web.json_response(found, headers=headers)
+        return json_response(found, headers=headers)
     doc = await m.reads.run(lambda db: docstore.get(db, t))
     if doc is None:
         raise RequestError(404, "no such document", key="stateId" if kind == STATE else "profileId")

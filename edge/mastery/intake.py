@@ -16,23 +16,27 @@ from typing import Any
 from aiohttp import web
 
 from edge.exc import RequestError, StatementError
+from edge.limits import REQUEST_ITEMS_MAX
 from edge.mastery.middleware import principal, read_body
 from edge.mastery.service import MASTERY, Mastery
 from edge.mastery.store import WriteRequest
+from edge.serving import jsontext
+from edge.serving.aio import json_response
 from edge.xapi import Item, digest, iso, multipart, now_us, parse_compact, prepare_statements, signature
 from edge.xapi.agents import ifi_key
 from edge.xapi.multipart import Part
 from edge.xapi.validate import VOIDED
 
-MAX_ITEMS = 1000  # statements or evidence items per request
+MAX_ITEMS = REQUEST_ITEMS_MAX  # statements or evidence items per request
 
 
 def loads(raw: bytes) -> Any:
-    """JSON text as a value; 400 (naming the body) when it is not valid JSON or holds a lone surrogate."""
+    """JSON text as a value; 400 (naming the body) when it is not strict JSON (edge.serving.jsontext: also
+    nesting too deep, an integer too long) or holds a lone surrogate."""
     try:
-        body = json.loads(raw)
-    except (UnicodeDecodeError, json.JSONDecodeError) as e:
-        raise StatementError("body", f"invalid JSON: {e}") from None
+        body = jsontext.loads(raw)
+    except ValueError as e:
+        raise StatementError("body", str(e)) from None
     # JSON may escape a lone surrogate ("\ud800"), which no UTF-8 store or LRS can hold: refuse it here
     # (only bodies with a \uD8xx-\uDFxx escape pay for the check)
     if re.search(rb"\\u[dD][89a-fA-F]", raw):
@@ -120,7 +124,7 @@ async def post_statements(request: web.Request) -> web.StreamResponse:
     _check_parts(statements, parts, where)
     _check_scope(request, statements)
     await store(m, items, stored_us, parts)
-    return web.json_response(ids)
+    return json_response(ids)
 
 
 async def put_statement(request: web.Request) -> web.StreamResponse:
@@ -160,5 +164,5 @@ async def post_evidence(request: web.Request) -> web.StreamResponse:
             raise StatementError(f"[{i}].id", "repeats an earlier id in this request")
         items[ev.id] = Item(ev.id, d, None, ev)
     await store(m, list(items.values()), now_us())
-    return web.json_response({"ids": list(items)})
+    return json_response({"ids": list(items)})
 

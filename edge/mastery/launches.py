@@ -19,6 +19,7 @@ from edge.mastery import docstore
 from edge.mastery.intake import store
 from edge.mastery.middleware import resource
 from edge.mastery.service import MASTERY
+from edge.serving.aio import json_response
 from edge.xapi import SKILL_EXTENSION, iso, now_us, prepare_statements
 from edge.xapi.documents import STATE, Target
 
@@ -30,7 +31,7 @@ MOVE_ON = "CompletedOrPassed"
 
 
 def _error(code: int, text: str, status: int) -> web.Response:
-    return web.json_response({"error-code": str(code), "error-text": text}, status=status)
+    return json_response({"error-code": str(code), "error-text": text}, status=status)
 
 
 def launch_data(session: str, skill: str | None) -> dict[str, Any]:
@@ -77,7 +78,7 @@ async def fetch(request: web.Request) -> web.StreamResponse:
     await store(m, items, now)
     auth = launch.Claims(claims.student, claims.home_page, claims.registration, claims.activity,
                          int(time.time() + m.config.mastery.launch_minutes * 60), "auth", claims.nonce)
-    return web.json_response({"auth-token": launch.basic_credential(launch.issue(key, auth))})
+    return json_response({"auth-token": launch.basic_credential(launch.issue(key, auth))})
 
 
 def add_routes(app: web.Application) -> None:

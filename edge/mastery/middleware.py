@@ -20,7 +20,7 @@ from yarl import URL
 from edge import launch
 from edge.exc import RequestError
 from edge.mastery.service import MASTERY
-from edge.serving.aio import Handler
+from edge.serving.aio import Handler, json_response
 from edge.serving.auth import basic, basic_ok
 from edge.xapi import AUTH_USER, XAPI_VERSION
 from edge.xapi.formats import is_version
@@ -30,7 +30,7 @@ ALLOW_HEADERS = "Authorization, Content-Type, X-Experience-API-Version, If-Match
 ALLOW_METHODS = "GET, HEAD, POST, PUT, DELETE, OPTIONS"
 EXPOSE_HEADERS = "ETag, Last-Modified, X-Experience-API-Consistent-Through, X-Experience-API-Version"
 CORS_PATHS = ("/xapi/", "/launch/")
-NO_AUTH = ("/xapi/about", "/launch/fetch", "/healthz", "/metrics")  # /metrics checks the API token itself
+NO_AUTH = ("/xapi/about", "/launch/fetch", "/healthz", "/metrics", "/api/v1/openapi.json")  # /metrics: own token
 ALT_METHODS = ("GET", "HEAD", "PUT", "POST", "DELETE")
 ALT_HEADERS = {"authorization": "Authorization", "x-experience-api-version": "X-Experience-API-Version",
                "content-type": "Content-Type", "content-length": "Content-Length", "if-match": "If-Match",
@@ -98,8 +98,8 @@ async def cors_middleware(request: web.Request, handler: Handler) -> web.StreamR
     resp: web.StreamResponse
     if request.method == "OPTIONS":
         if origin is not None and not allowed:
-            return web.json_response({"error": f"origin {origin} may not call this LRS (mastery.cors_origins)",
-                                      "status": 403}, status=403)
+            return json_response({"error": f"origin {origin} may not call this LRS (mastery.cors_origins)",
+                                  "status": 403}, status=403)
         resp = web.Response(status=204, headers={"Allow": ALLOW_METHODS})
         if allowed:
             resp.headers.update({"Access-Control-Allow-Methods": ALLOW_METHODS,

@@ -8,7 +8,7 @@ prior and replayed from the store, so the state always equals the sorted replay 
 from __future__ import annotations
 
 import threading
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -136,14 +136,18 @@ class MasteryState:
     def _view(self, s: int, k: int, student: str, skill: str) -> CellView:
         return CellView(student, skill, float(self._state[s, k, 1]), int(self._counts[s, k]))
 
-    def by_skill(self, skill: str) -> list[CellView]:
-        """Every known student on `skill` (students without responses sit at the skill's prior)."""
+    def by_skill(self, skill: str, also: Iterable[str] = ()) -> list[CellView]:
+        """The students with evidence on `skill`, and the students in `also` (the roster's) even without any:
+        they sit at the skill's prior. A student who answered only other skills is not listed."""
         with self._lock:
             k = self.skills.get(skill)
-            if k is None:
-                prior = self.params.for_skill(skill).prior
-                return [CellView(st, skill, prior, 0) for st in sorted(self.students)]
-            return [self._view(s, k, st, skill) for st, s in sorted(self.students.items())]
+            prior = self.params.for_skill(skill).prior
+            views = {st: self._view(s, k, st, skill) for st, s in self.students.items()
+                     if k is not None and self._counts[s, k] > 0}
+            for st in also:
+                if st not in views:
+                    views[st] = CellView(st, skill, prior, 0)
+            return [views[st] for st in sorted(views)]
 
     def cells(self) -> list[CellView]:
         """Every (student, skill) with at least one response."""
@@ -161,6 +165,11 @@ class MasteryState:
                     if self._counts[s, k] > 0]
 
 
+BAND_TOLERANCE = 1e-9  # P(known) is a float: one correct answer from the prior 0.2 gives 0.5999999999999999
+
+
 def band(p: float, bands: list[float]) -> str:
-    """needs_help below bands[0], practising below bands[1], else mastered."""
-    return "needs_help" if p < bands[0] else "practising" if p < bands[1] else "mastered"
+    """needs_help below bands[0], practising below bands[1], else mastered; a boundary counts as the band above
+    it, as the README says, also when floating point lands a hair below it."""
+    return ("needs_help" if p + BAND_TOLERANCE < bands[0] else "practising" if p + BAND_TOLERANCE < bands[1]
+            else "mastered")

@@ -11,6 +11,7 @@ from aiohttp import web
 from edge.exc import RequestError, StatementError
 from edge.mastery.middleware import resource
 from edge.mastery.service import MASTERY
+from edge.serving.aio import json_response
 from edge.xapi.agents import IFIS, parse_agent_param
 from edge.xapi.formats import is_iri
 
@@ -27,7 +28,7 @@ def _only(request: web.Request, name: str) -> str:
 
 
 async def about(request: web.Request) -> web.StreamResponse:
-    return web.json_response({"version": VERSIONS, "extensions": {
+    return json_response({"version": VERSIONS, "extensions": {
         "https://w3id.org/xapi/classroom-edge/extensions/launch": ["tincan", "cmi5"]}})
 
 
@@ -41,7 +42,7 @@ async def activity(request: web.Request) -> web.StreamResponse:
     body: dict[str, Any] = {"objectType": "Activity", "id": activity_id}
     if definition is not None:
         body["definition"] = json.loads(definition)
-    return web.json_response(body)
+    return json_response(body)
 
 
 async def person(request: web.Request) -> web.StreamResponse:
@@ -58,7 +59,7 @@ async def person(request: web.Request) -> web.StreamResponse:
     for ifi in IFIS:
         if ifi in agent:
             body[ifi] = [agent[ifi]]
-    return web.json_response(body)
+    return json_response(body)
 
 
 def add_routes(app: web.Application) -> None:

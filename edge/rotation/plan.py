@@ -239,11 +239,12 @@ def parse_plan(doc: Mapping[str, Any], file: str) -> Plan:
     if warning is not None and work_minutes is not None and warning >= work_minutes * 60:
         bad.add("plan.warning_seconds", f"must be shorter than the work period ({_num(work_minutes * 60)} s)")
     transition = _number(data, "transition_seconds", bad, 90, 0, limits.TRANSITION_SECONDS_MAX)
-    rounds = data.get("rounds", 0)
-    if "rounds" in data and (isinstance(rounds, bool) or not isinstance(rounds, int) or rounds < 1):
-        bad.add("plan.rounds", f"must be a whole number of at least 1, got {rounds!r}")
-    elif rounds > limits.ROUNDS_MAX:
-        bad.add("plan.rounds", f"must be at most {limits.ROUNDS_MAX}, got {rounds!r}")
+    raw_rounds = data.get("rounds", 0)
+    rounds = limits.whole(raw_rounds)
+    if "rounds" in data and (rounds is None or rounds < 1):
+        bad.add("plan.rounds", f"must be a whole number of at least 1, got {raw_rounds!r}")
+    elif rounds is not None and rounds > limits.ROUNDS_MAX:
+        bad.add("plan.rounds", f"must be at most {limits.ROUNDS_MAX}, got {raw_rounds!r}")
 
     stations = []
     for i, st in enumerate(_tables(data, "stations", bad, ("name", "kind", "lessons"), limits.STATIONS_MAX)):
@@ -270,7 +271,7 @@ def parse_plan(doc: Mapping[str, Any], file: str) -> Plan:
     bad.check()
     assert isinstance(name, str) and work_minutes is not None and warning is not None and transition is not None
     return Plan(name=name.strip(), work_minutes=work_minutes, stations=tuple(stations), groups=tuple(groups),
-                warning_seconds=warning, transition_seconds=transition, rounds=rounds)
+                warning_seconds=warning, transition_seconds=transition, rounds=rounds or 0)
 
 
 def load_plan(path: str) -> Plan:

@@ -18,6 +18,7 @@ from typing import Any
 from aiohttp import web
 
 from edge.exc import ListenError, RequestError
+from edge.serving import jsontext
 from edge.serving.errors import error_body, request_error_body
 from edge.serving.health import CONTENT_TYPE, Health
 
@@ -25,14 +26,19 @@ log = logging.getLogger(__name__)
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
 
+def json_response(data: Any, *, status: int = 200, headers: Mapping[str, str] | None = None) -> web.Response:
+    """A JSON answer that is strict JSON (edge.serving.jsontext: a NaN or infinity is a bug, never sent)."""
+    return web.json_response(data, status=status, headers=dict(headers or {}), dumps=jsontext.dumps)
+
+
 def json_error(status: int, message: str, *, key: str | None = None, reason: str | None = None,
                headers: Mapping[str, str] | None = None) -> web.Response:
-    return web.json_response(error_body(status, message, key=key, reason=reason), status=status,
-                             headers=dict(headers or {}))
+    return json_response(error_body(status, message, key=key, reason=reason), status=status,
+                         headers=dict(headers or {}))
 
 
 def error_response(e: RequestError, headers: Mapping[str, str] | None = None) -> web.Response:
-    return web.json_response(request_error_body(e), status=e.status, headers={**e.headers, **(headers or {})})
+    return json_response(request_error_body(e), status=e.status, headers={**e.headers, **(headers or {})})
 
 
 @web.middleware
@@ -111,7 +117,7 @@ HEALTH: web.AppKey[Health] = web.AppKey("edge.health", Health)
 
 async def _healthz(request: web.Request) -> web.StreamResponse:
     status, body = request.app[HEALTH].report()
-    return web.json_response(body, status=status, headers={"Cache-Control": "no-store"})
+    return json_response(body, status=status, headers={"Cache-Control": "no-store"})
 
 
 async def _metrics(request: web.Request) -> web.StreamResponse:

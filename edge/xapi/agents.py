@@ -7,11 +7,11 @@ non-empty `member` list) or identified (one IFI, `member` optional); members are
 
 from __future__ import annotations
 
-import json
 from collections.abc import Mapping
 from typing import Any
 
 from edge.exc import StatementError
+from edge.serving import jsontext
 from edge.xapi import fields as f
 from edge.xapi.formats import is_iri, is_mbox, is_sha1
 
@@ -123,7 +123,7 @@ def ifi_only(value: Mapping[str, Any]) -> dict[str, Any]:
 def parse_agent_param(text: str, name: str) -> dict[str, Any]:
     """A JSON Agent (or identified Group) given as a query parameter; StatementError(400) naming `name`."""
     try:
-        value = json.loads(text)
+        value = jsontext.loads(text)
     except ValueError:
         raise StatementError(name, "must be a JSON Agent object") from None
     d = actor(value, name)

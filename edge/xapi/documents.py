@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from edge.exc import RequestError, StatementError
+from edge.serving import jsontext
 from edge.xapi.agents import ifi_key, parse_agent_param
 from edge.xapi.formats import is_iri, is_uuid, parse_timestamp, timestamp_us
 
@@ -104,8 +105,8 @@ def is_json(content_type: str) -> bool:
 
 def json_object(content: bytes, what: str) -> dict[str, Any]:
     try:
-        value = json.loads(content)
-    except (UnicodeDecodeError, json.JSONDecodeError):
+        value = jsontext.loads(content)
+    except ValueError:
         raise RequestError(400, f"{what} is not valid JSON", key="body") from None
     if not isinstance(value, dict):
         raise RequestError(400, f"{what} must be a JSON object to merge", key="body")

@@ -12,6 +12,8 @@ import re
 from datetime import UTC, datetime
 from decimal import Decimal
 
+from edge.limits import EVENT_TIME_MAX_S
+
 # scheme ":" and a non-empty rest without whitespace or the characters RFC 3987 excludes from IRIs
 _IRI = re.compile(r"[A-Za-z][A-Za-z0-9+.\-]*:[^\s<>\"{}|\\^`]+")
 _UUID = re.compile(r"[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}")
@@ -121,12 +123,16 @@ def parse_event_time(text: str) -> Decimal:
     """
     t = text.strip()
     if _EPOCH_RE.fullmatch(t):
-        return Decimal(t)
-    try:
-        dt = datetime.fromisoformat(t)
-    except ValueError:
-        raise ValueError(f"timestamp must be ISO 8601 or epoch seconds, got {text!r}") from None
-    if dt.tzinfo is None:
-        dt = dt.replace(tzinfo=UTC)
-    delta = dt - _EPOCH
-    return Decimal(delta.days * 86400 + delta.seconds) + Decimal(delta.microseconds).scaleb(-6)
+        value = Decimal(t)
+    else:
+        try:
+            dt = datetime.fromisoformat(t)
+        except ValueError:
+            raise ValueError(f"timestamp must be ISO 8601 or epoch seconds, got {text[:64]!r}") from None
+        if dt.tzinfo is None:
+            dt = dt.replace(tzinfo=UTC)
+        delta = dt - _EPOCH
+        value = Decimal(delta.days * 86400 + delta.seconds) + Decimal(delta.microseconds).scaleb(-6)
+    if not 0 <= value <= EVENT_TIME_MAX_S:
+        raise ValueError(f"timestamp must be ISO 8601 or epoch seconds from 1970 to 9999, got {text[:64]!r}")
+    return value

@@ -16,6 +16,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 
 from edge.exc import RequestError, StatementError
+from edge.serving import jsontext
 from edge.xapi.agents import ifi_key, parse_agent_param
 from edge.xapi.formats import is_iri, is_uuid, parse_timestamp, timestamp_us
 
@@ -143,7 +144,7 @@ def _from_more(token: str) -> Query:
     if len(token) > MAX_MORE:
         raise bad
     try:
-        doc = json.loads(base64.urlsafe_b64decode(token + "=" * (-len(token) % 4)))
+        doc = jsontext.loads(base64.urlsafe_b64decode(token + "=" * (-len(token) % 4)))
         params = {str(k): str(v) for k, v in doc["p"]}
         after, upto = int(doc["a"]), int(doc["u"])
     except (ValueError, binascii.Error, KeyError, TypeError):

@@ -12,11 +12,11 @@ from __future__ import annotations
 import base64
 import binascii
 import hashlib
-import json
 from collections.abc import Mapping
 from typing import Any
 
 from edge.exc import StatementError
+from edge.serving import jsontext
 from edge.xapi.multipart import SIGNATURE_USAGE, Part
 
 ALGORITHMS = {"RS256": hashlib.sha256, "RS384": hashlib.sha384, "RS512": hashlib.sha512}
@@ -72,9 +72,9 @@ def _check_jws(data: bytes, statement: Mapping[str, Any], where: str) -> None:
     except (UnicodeDecodeError, ValueError):
         raise StatementError(where, "the signature is not a compact JWS (header.payload.signature)") from None
     try:
-        header = json.loads(_b64(header_b64, "header"))
-        payload = json.loads(_b64(payload_b64, "payload"))
-    except (UnicodeDecodeError, json.JSONDecodeError):
+        header = jsontext.loads(_b64(header_b64, "header"))
+        payload = jsontext.loads(_b64(payload_b64, "payload"))
+    except ValueError:
         raise StatementError(where, "the JWS header and payload must be JSON") from None
     if not isinstance(header, dict) or header.get("alg") not in ALGORITHMS:
         raise StatementError(where, "the JWS algorithm must be RS256, RS384 or RS512")

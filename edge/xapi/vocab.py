@@ -22,6 +22,7 @@ from urllib.parse import quote
 from edge import __version__
 from edge.config import UnitConfig
 from edge.exc import StatementError
+from edge.limits import EVIDENCE_ID_MAX, SKILL_MAX, STUDENT_ID_MAX, name_problem
 from edge.xapi.formats import parse_event_time, parse_timestamp, timestamp_us
 
 EVIDENCE_VERBS = frozenset({"answered", "passed", "failed", "completed"})
@@ -77,10 +78,11 @@ def _obj(value: Any, field: str) -> Mapping[str, Any]:
     return value
 
 
-def _str(value: Any, field: str) -> str:
-    if not isinstance(value, str) or not value:
-        raise StatementError(field, "must be a non-empty string")
-    return value
+def _str(value: Any, field: str, max_len: int) -> str:
+    """A non-empty name of at most `max_len` characters, without control or text-direction characters."""
+    if reason := name_problem(value, "it", max_len):
+        raise StatementError(field, reason.removeprefix("it "))
+    return str(value)
 
 
 def _context_skill(context: Mapping[str, Any]) -> str | None:
@@ -115,15 +117,16 @@ def evidence_of(st: Mapping[str, Any], stored_us: int, activity_skills: Mapping[
     skill = activity_skills.get(str(obj.get("id", ""))) if _is_map(obj) else None
     if skill is None and _is_map(st.get("context")):
         skill = _context_skill(st["context"])
-    if skill is None:
-        return None
+    student = account.get("name")
+    if skill is None or name_problem(student, max_len=STUDENT_ID_MAX) or name_problem(skill, max_len=SKILL_MAX):
+        return None  # stored and forwarded as xAPI, but no evidence: the model keeps only bounded names
     ts = stored_us
     if "timestamp" in st:
         when = parse_timestamp(st["timestamp"])
         if when is None:
             raise StatementError("timestamp", "must be an ISO 8601 date and time")
         ts = timestamp_us(when)
-    return Evidence(str(st["id"]), str(account["name"]), skill, bool(result["success"]), ts)
+    return Evidence(str(st["id"]), str(student), skill, bool(result["success"]), ts)
 
 
 def parse_compact(value: Any, field: str) -> Evidence:
@@ -132,11 +135,11 @@ def parse_compact(value: Any, field: str) -> Evidence:
     for key in item:
         if key not in ("id", "student", "skill", "correct", "timestamp"):
             raise StatementError(f"{field}.{key}", "unknown field (known: id, student, skill, correct, timestamp)")
-    ident = _str(item.get("id"), f"{field}.id")
-    student = _str(item.get("student"), f"{field}.student")
-    skill = _str(item.get("skill"), f"{field}.skill")
+    ident = _str(item.get("id"), f"{field}.id", EVIDENCE_ID_MAX)
+    student = _str(item.get("student"), f"{field}.student", STUDENT_ID_MAX)
+    skill = _str(item.get("skill"), f"{field}.skill", SKILL_MAX)
     correct = item.get("correct")
-    if correct not in (True, False, 0, 1) or isinstance(correct, float):
+    if type(correct) not in (bool, int, float) or correct not in (0, 1):  # JSON Schema: 1.0 is 1
         raise StatementError(f"{field}.correct", "must be true, false, 0 or 1")
     ts_raw = item.get("timestamp")
     if isinstance(ts_raw, bool) or not isinstance(ts_raw, int | float | str):

@@ -294,3 +294,19 @@ def test_a_stale_plain_entry_removed_by_one_process_leaves_anothers_variants(tmp
     assert [e.key for e in b.variants("up/x")] == [key]
     a.close()
     b.close()
+
+
+async def test_a_client_chosen_over_long_file_name_is_414_and_the_pack_stays_healthy(tmp_path: Path) -> None:
+    """A name longer than the pack's file system allows is the client's error: 414, never a 504 that would
+    mark the origin down in /_cache/health for IT (issue 11); the pack keeps serving."""
+    pack = tmp_path / "pack"
+    pack.mkdir()
+    (pack / "ok.html").write_bytes(b"<p>ok</p>")
+    async with Harness(tmp_path, origins={"pack": f"file://{pack}"}) as h:
+        for name in ("a" * 300 + ".html", "d" * 256 + "/x.html"):
+            r = await h.get(f"/pack/{name}")
+            assert r.status == 414 and r.json()["error"], (name, r.status)
+        r = await h.get("/_cache/health")
+        assert r.status == 200 and r.json()["upstreams_down"] == []
+        r = await h.get("/pack/ok.html")
+        assert r.status == 200 and r.body == b"<p>ok</p>"

@@ -89,3 +89,15 @@ def test_missing_required_keys() -> None:
 def test_to_toml_round_trips() -> None:
     plan = parse_plan(tomllib.loads(PLAN_TOML), "plan.toml")
     assert parse_plan(plan.to_toml(), "again") == plan
+
+
+def test_a_whole_number_written_with_a_point_is_a_whole_number() -> None:
+    """JSON (and the OpenAPI schema's "integer") do not tell 27 from 27.0: a client sending 27.0 rounds means 27
+    (the fuzzer found the API refusing it); 2.5, true and 1e400 stay refused."""
+    doc = tomllib.loads(PLAN_TOML)
+    doc["plan"]["rounds"] = 3.0
+    assert parse_plan(doc, "plan.toml").rounds == 3
+    for bad in (2.5, True, float("inf")):
+        doc["plan"]["rounds"] = bad
+        with pytest.raises(PlanError, match=r"plan\.rounds"):
+            parse_plan(doc, "plan.toml")

@@ -14,6 +14,7 @@ from typing import Any
 from flask import Blueprint, Response, jsonify, request, url_for
 
 from edge.exc import ConfigError, EdgeError, GroupingError, MasteryUnavailable, PlanError, RequestError, RotationError
+from edge.limits import SKILL_MAX, name_problem
 from edge.rotation.engine import ACTIONS
 from edge.rotation.groups.model import defaults
 from edge.rotation.periods import parse_periods, period_json, periods_starting
@@ -40,6 +41,13 @@ def invalid(e: ConfigError) -> RequestError:
 def _authorise() -> None:
     if request.endpoint not in PUBLIC:
         api_authorise()
+
+
+def _single_valued(*names: str) -> None:
+    """Each of these query parameters at most once (400 otherwise: which value was meant is unknown)."""
+    for name in names:
+        if len(request.args.getlist(name)) > 1:
+            raise RequestError(400, f"query parameter {name} is given more than once", key=name)
 
 
 def _body() -> dict[str, Any]:
@@ -207,6 +215,7 @@ def _grouping(fn: Callable[[], Response]) -> Response:
 @bp.get("/groups/proposal")
 def groups_proposal() -> Response:
     c = ctx()
+    _single_valued(*regroup.QUERY_PARAMETERS)
     return _grouping(lambda: jsonify(regroup.make_proposal(c, regroup.parse_request(request.args, defaults(
         c.config)))[0].to_json()))
 
@@ -232,7 +241,10 @@ def groups_apply() -> Response:
 @bp.get("/groups/history")
 def groups_history() -> Response:
     c = ctx()
-    skill = request.args.get("skill") or None
+    _single_valued("skill")
+    skill = request.args.get("skill") or None  # empty or absent: every skill
+    if skill is not None and (reason := name_problem(skill, "skill", SKILL_MAX)):
+        raise RequestError(400, reason, key="skill")
 
     def run() -> Response:
         records, change = regroup.history(c, skill)

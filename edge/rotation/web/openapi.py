@@ -9,31 +9,9 @@ from edge.config import WEEKDAYS
 from edge.rotation.engine import ACTIONS
 from edge.rotation.plan import KINDS
 from edge.serving.errors import ERROR_SCHEMA
-
-
-def _ref(name: str) -> dict[str, str]:
-    return {"$ref": f"#/components/schemas/{name}"}
-
-
-def _json(schema: dict[str, Any], description: str) -> dict[str, Any]:
-    return {"description": description, "content": {"application/json": {"schema": schema}}}
-
-
-def _err(description: str) -> dict[str, Any]:
-    return {"$ref": f"#/components/responses/{description}"}
-
+from edge.serving.openapi import err, json_body, name_schema, ref
 
 SESSION_COOKIE = "edge_session"
-# A name the pages can show: some visible text, no control or text-direction characters (edge.limits).
-_SHOWN = "^[^\\x00-\\x1f\\x7f-\\x9f\\u202a-\\u202e\\u2066-\\u2069]*$"
-
-
-def _name(max_len: int = limits.NAME_MAX, description: str = "") -> dict[str, Any]:
-    schema: dict[str, Any] = {"type": "string", "minLength": 1, "maxLength": max_len,
-                              "allOf": [{"pattern": "\\S"}, {"pattern": _SHOWN}]}
-    if description:
-        schema["description"] = description
-    return schema
 
 
 # What JSON Schema cannot say: a body of the right shape is still refused (422) for these reasons only.
@@ -78,7 +56,7 @@ SCHEMAS: dict[str, Any] = {
             "groups": {"type": "array", "items": {"type": "string"}, "description": "plan order"},
             "assignments": {**STR_MAP, "description": "group -> station this round"},
             "next_assignments": {**STR_MAP, "description": "group -> station next round ({} in the last)"},
-            "stations": {"type": "array", "items": _ref("StationState")},
+            "stations": {"type": "array", "items": ref("StationState")},
             "quiet": {"type": "boolean"},
             "fault": {"type": ["string", "null"]},
             "seq": {"type": "integer", "description": "increases with every change"},
@@ -93,13 +71,13 @@ SCHEMAS: dict[str, Any] = {
     },
     "StartRequest": {
         "type": "object", "required": ["plan"], "additionalProperties": False,
-        "properties": {"plan": _name(description="a saved plan's name")},
+        "properties": {"plan": name_schema(description="a saved plan's name")},
     },
     "Plan": {
         "type": "object", "required": ["name", "work_minutes", "stations", "groups"], "additionalProperties": False,
         "description": "Also refused (422) when: " + "; ".join(CROSS_FIELD_RULES[:6]) + ".",
         "properties": {
-            "name": _name(),
+            "name": name_schema(),
             "work_minutes": {**NUM, "minimum": limits.WORK_MINUTES_MIN, "maximum": limits.WORK_MINUTES_MAX},
             "warning_seconds": {**NUM, "minimum": 0, "maximum": limits.WARNING_SECONDS_MAX, "default": 60,
                                 "description": "the end of each work period; shorter than it"},
@@ -108,15 +86,15 @@ SCHEMAS: dict[str, Any] = {
                        "description": "0 = one per station"},
             "stations": {"type": "array", "minItems": 1, "maxItems": limits.STATIONS_MAX, "items": {
                 "type": "object", "required": ["name", "kind"], "additionalProperties": False,
-                "properties": {"name": _name(), "kind": {"enum": list(KINDS)},
+                "properties": {"name": name_schema(), "kind": {"enum": list(KINDS)},
                                "lessons": {"type": "array", "maxItems": limits.LESSONS_MAX,
-                                           "items": {**_name(limits.LESSON_PATH_MAX),
+                                           "items": {**name_schema(limits.LESSON_PATH_MAX),
                                                      "description": "a lesson-cache path <origin>/<path>"}}}}},
             "groups": {"type": "array", "minItems": 1, "maxItems": limits.GROUPS_MAX, "items": {
                 "type": "object", "required": ["name"], "additionalProperties": False,
-                "properties": {"name": _name(),
+                "properties": {"name": name_schema(),
                                "members": {"type": "array", "maxItems": limits.MEMBERS_MAX,
-                                           "items": _name(limits.STUDENT_ID_MAX, "a pseudonymous student id"),
+                                           "items": name_schema(limits.STUDENT_ID_MAX, "a pseudonymous student id"),
                                            "description": "each student in one group only"}}}},
         },
     },
@@ -128,13 +106,13 @@ SCHEMAS: dict[str, Any] = {
     },
     "PlanList": {
         "type": "object", "required": ["plans", "broken"], "additionalProperties": False,
-        "properties": {"plans": {"type": "array", "items": _ref("PlanSummary")},
+        "properties": {"plans": {"type": "array", "items": ref("PlanSummary")},
                        "broken": {"type": "array", "items": {"type": "string"},
                                   "description": "saved plan files that do not validate"}},
     },
     "Period": {
         "type": "object", "required": ["name", "plan", "days", "start"], "additionalProperties": False,
-        "properties": {"name": _name(), "plan": _name(description="the saved plan the bell starts"),
+        "properties": {"name": name_schema(), "plan": name_schema(description="the saved plan the bell starts"),
                        "days": {"type": "array", "minItems": 1, "maxItems": 7, "items": {"enum": list(WEEKDAYS)}},
                        "start": {"type": "string", "pattern": "^([01]?[0-9]|2[0-3]):[0-5][0-9]$",
                                  "description": "local time HH:MM"}},
@@ -142,8 +120,8 @@ SCHEMAS: dict[str, Any] = {
     "Periods": {
         "type": "object", "required": ["periods"], "additionalProperties": False,
         "description": "Also refused (422) when: " + "; ".join(CROSS_FIELD_RULES[i] for i in (1, 4, 6)) + ".",
-        "properties": {"periods": {"type": "array", "maxItems": limits.PERIODS_MAX, "items": _ref("Period")},
-                       "config_periods": {"type": "array", "items": _ref("Period"),
+        "properties": {"periods": {"type": "array", "maxItems": limits.PERIODS_MAX, "items": ref("Period")},
+                       "config_periods": {"type": "array", "items": ref("Period"),
                                           "description": "from edge.toml; read-only here"}},
     },
     "Proposal": {
@@ -178,25 +156,25 @@ SCHEMAS: dict[str, Any] = {
         "description": "The proposal's parameters (as the query of /groups/proposal) and the teacher's groups: every "
                        "student of the proposal in exactly one group.",
         "properties": {
-            "plan": _name(), "skill": _name(limits.SKILL_MAX),
+            "plan": name_schema(), "skill": name_schema(limits.SKILL_MAX),
             "groups": {"type": "array", "minItems": 1, "maxItems": limits.GROUPS_MAX, "items": {
                 "type": "object", "required": ["name", "students"], "additionalProperties": False,
-                "properties": {"name": _name(), "students": {"type": "array", "minItems": 1,
+                "properties": {"name": name_schema(), "students": {"type": "array", "minItems": 1,
                                                               "maxItems": limits.MEMBERS_MAX,
-                                                              "items": _name(limits.STUDENT_ID_MAX)}}}},
+                                                              "items": name_schema(limits.STUDENT_ID_MAX)}}}},
             "mode": {"enum": ["homogeneous", "mixed"]},
             "min_size": {"type": "integer", "minimum": 1, "maximum": 40},
             "max_size": {"type": "integer", "minimum": 1, "maximum": 40},
             "margin": {**NUM, "minimum": 0, "maximum": 0.5},
             "pins": {"type": "array", "maxItems": 500, "items": {"type": "string", "description": "STUDENT=GROUP"}},
             "apart": {"type": "array", "maxItems": 1000, "items": {"type": "string", "description": "A,B"}},
-            "absent": {"type": "array", "maxItems": 500, "items": _name(limits.STUDENT_ID_MAX)},
+            "absent": {"type": "array", "maxItems": 500, "items": name_schema(limits.STUDENT_ID_MAX)},
         },
     },
     "Applied": {
         "type": "object", "required": ["grouping", "plan", "proposal"], "additionalProperties": False,
         "properties": {"grouping": {"type": "integer", "description": "its id in the history"},
-                       "plan": _ref("Plan"), "proposal": _ref("Proposal")},
+                       "plan": ref("Plan"), "proposal": ref("Proposal")},
     },
     "GroupsHistory": {
         "type": "object", "required": ["groupings", "change_since_last"], "additionalProperties": False,
@@ -212,31 +190,31 @@ SCHEMAS: dict[str, Any] = {
 }
 
 RESPONSES = {
-    "BadRequest": _json(_ref("Error"), "the request body is not what the operation takes"),
-    "Unauthorized": _json(_ref("Error"), "no or invalid bearer token / teacher session"),
-    "Forbidden": _json(_ref("Error"), "teacher session without a valid X-CSRF-Token header"),
-    "NotFound": _json(_ref("Error"), "no such saved plan"),
-    "Conflict": _json(_ref("Error"), "the action does not apply now (e.g. pause when idle), the name is taken, or "
+    "BadRequest": json_body(ref("Error"), "the request body is not what the operation takes"),
+    "Unauthorized": json_body(ref("Error"), "no or invalid bearer token / teacher session"),
+    "Forbidden": json_body(ref("Error"), "teacher session without a valid X-CSRF-Token header"),
+    "NotFound": json_body(ref("Error"), "no such saved plan (or a name that cannot be one, such as one with '/')"),
+    "Conflict": json_body(ref("Error"), "the action does not apply now (e.g. pause when idle), the name is taken, or "
                                      "a bell period starts the plan"),
-    "Invalid": _json(_ref("Error"), "validation failed; key and reason name the problem"),
-    "Unavailable": _json(_ref("Error"), "the mastery service does not answer (regrouping reads it)"),
+    "Invalid": json_body(ref("Error"), "validation failed; key and reason name the problem"),
+    "Unavailable": json_body(ref("Error"), "the mastery service does not answer (regrouping reads it)"),
 }
-AUTHED = {"401": _err("Unauthorized"), "403": _err("Forbidden")}
+AUTHED = {"401": err("Unauthorized"), "403": err("Forbidden")}
 
 
 def _action(action: str) -> dict[str, Any]:
     op: dict[str, Any] = {
         "operationId": f"rotation_{action}", "summary": f"{action} the rotation", "tags": ["rotation"],
-        "responses": {"200": _json(_ref("Rotation"), "the new state"), "409": _err("Conflict"), **AUTHED},
+        "responses": {"200": json_body(ref("Rotation"), "the new state"), "409": err("Conflict"), **AUTHED},
     }
     if action == "start":
-        op["requestBody"] = {"required": True, "content": {"application/json": {"schema": _ref("StartRequest")}}}
-        op["responses"] |= {"400": _err("BadRequest"), "404": _err("NotFound")}
+        op["requestBody"] = {"required": True, "content": {"application/json": {"schema": ref("StartRequest")}}}
+        op["responses"] |= {"400": err("BadRequest"), "404": err("NotFound")}
     return {"post": op}
 
 
-NAME = {"name": "name", "in": "path", "required": True, "schema": _name()}
-PLAN_BODY = {"required": True, "content": {"application/json": {"schema": _ref("Plan")}}}
+NAME = {"name": "name", "in": "path", "required": True, "schema": name_schema()}
+PLAN_BODY = {"required": True, "content": {"application/json": {"schema": ref("Plan")}}}
 
 
 def spec() -> dict[str, Any]:
@@ -244,59 +222,62 @@ def spec() -> dict[str, Any]:
         "/rotation": {"get": {
             "operationId": "rotation_get", "summary": "the rotation state (public: no student ids)",
             "tags": ["rotation"], "security": [],
-            "responses": {"200": _json(_ref("Rotation"), "the state now")}}},
+            "responses": {"200": json_body(ref("Rotation"), "the state now")}}},
         **{f"/rotation/{a}": _action(a) for a in ACTIONS},
         "/plans": {
             "get": {"operationId": "plans_list", "tags": ["plans"],
-                    "responses": {"200": _json(_ref("PlanList"), "saved plans"), **AUTHED}},
+                    "responses": {"200": json_body(ref("PlanList"), "saved plans"), **AUTHED}},
             "post": {"operationId": "plans_create", "tags": ["plans"], "requestBody": PLAN_BODY,
-                     "responses": {"201": _json(_ref("Plan"), "saved"), "400": _err("BadRequest"),
-                                   "409": _err("Conflict"), "422": _err("Invalid"), **AUTHED}}},
+                     "responses": {"201": json_body(ref("Plan"), "saved"), "400": err("BadRequest"),
+                                   "409": err("Conflict"), "422": err("Invalid"), **AUTHED}}},
         "/plans/{name}": {
             "parameters": [NAME],
             "get": {"operationId": "plans_get", "tags": ["plans"],
-                    "responses": {"200": _json(_ref("Plan"), "the plan"), "404": _err("NotFound"), **AUTHED}},
+                    "responses": {"200": json_body(ref("Plan"), "the plan"), "404": err("NotFound"), **AUTHED}},
             "put": {"operationId": "plans_put", "tags": ["plans"], "requestBody": PLAN_BODY,
-                    "responses": {"200": _json(_ref("Plan"), "saved (created or replaced)"),
-                                  "400": _err("BadRequest"), "422": _err("Invalid"), **AUTHED}},
+                    "responses": {"200": json_body(ref("Plan"), "saved (created or replaced)"),
+                                  "400": err("BadRequest"), "404": err("NotFound"), "422": err("Invalid"),
+                                  **AUTHED}},
             "delete": {"operationId": "plans_delete", "tags": ["plans"],
-                       "responses": {"204": {"description": "deleted"}, "404": _err("NotFound"),
-                                     "409": _err("Conflict"), **AUTHED}}},
+                       "responses": {"204": {"description": "deleted"}, "404": err("NotFound"),
+                                     "409": err("Conflict"), **AUTHED}}},
         "/periods": {
             "get": {"operationId": "periods_get", "tags": ["periods"],
-                    "responses": {"200": _json(_ref("Periods"), "the teacher's period schedule"),
-                                  "409": _err("Conflict"), **AUTHED}},
+                    "responses": {"200": json_body(ref("Periods"), "the teacher's period schedule"),
+                                  "409": err("Conflict"), **AUTHED}},
             "put": {"operationId": "periods_put", "tags": ["periods"],
                     "requestBody": {"required": True,
-                                    "content": {"application/json": {"schema": _ref("Periods")}}},
-                    "responses": {"200": _json(_ref("Periods"), "saved"), "400": _err("BadRequest"),
-                                  "422": _err("Invalid"), **AUTHED}}},
+                                    "content": {"application/json": {"schema": ref("Periods")}}},
+                    "responses": {"200": json_body(ref("Periods"), "saved"), "400": err("BadRequest"),
+                                  "422": err("Invalid"), **AUTHED}}},
         "/groups/proposal": {"get": {
             "operationId": "groups_proposal", "tags": ["groups"],
             "summary": "groups for a saved plan from the mastery service's estimates (not applied)",
             "description": "Refused (422, 'cannot group: ...') when the class cannot be split that way: no such "
                            "plan, no skill, sizes or G the class cannot fill, constraints that cannot all hold.",
             "parameters": [
-                {"name": "plan", "in": "query", "required": True, "schema": _name()},
-                {"name": "skill", "in": "query", "schema": _name(limits.SKILL_MAX)},
+                {"name": "plan", "in": "query", "required": True, "schema": name_schema()},
+                {"name": "skill", "in": "query", "schema": name_schema(limits.SKILL_MAX)},
                 {"name": "groups", "in": "query", "schema": {"type": "integer", "minimum": 1, "maximum": 40}},
                 {"name": "min_size", "in": "query", "schema": {"type": "integer", "minimum": 1, "maximum": 40}},
                 {"name": "max_size", "in": "query", "schema": {"type": "integer", "minimum": 1, "maximum": 40}},
                 {"name": "margin", "in": "query", "schema": {**NUM, "minimum": 0, "maximum": 0.5}},
                 {"name": "mode", "in": "query", "schema": {"enum": ["homogeneous", "mixed"]}}],
-            "responses": {"200": _json(_ref("Proposal"), "the proposal"), "422": _err("Invalid"),
-                          "503": _err("Unavailable"), **AUTHED}}},
+            "responses": {"200": json_body(ref("Proposal"), "the proposal"), "400": err("BadRequest"),
+                          "422": err("Invalid"),
+                          "503": err("Unavailable"), **AUTHED}}},
         "/groups": {"post": {
             "operationId": "groups_apply", "tags": ["groups"],
             "summary": "write the teacher's groups into the saved plan (they take effect at its next start)",
-            "requestBody": {"required": True, "content": {"application/json": {"schema": _ref("GroupsApply")}}},
-            "responses": {"200": _json(_ref("Applied"), "applied and recorded"), "400": _err("BadRequest"),
-                          "422": _err("Invalid"), "503": _err("Unavailable"), **AUTHED}}},
+            "requestBody": {"required": True, "content": {"application/json": {"schema": ref("GroupsApply")}}},
+            "responses": {"200": json_body(ref("Applied"), "applied and recorded"), "400": err("BadRequest"),
+                          "422": err("Invalid"), "503": err("Unavailable"), **AUTHED}}},
         "/groups/history": {"get": {
             "operationId": "groups_history", "tags": ["groups"],
-            "parameters": [{"name": "skill", "in": "query", "schema": _name(limits.SKILL_MAX)}],
-            "responses": {"200": _json(_ref("GroupsHistory"), "applied groupings and the change since the last"),
-                          "503": _err("Unavailable"), **AUTHED}}},
+            "parameters": [{"name": "skill", "in": "query", "description": "empty or absent: every skill",
+                            "schema": {"anyOf": [{"const": ""}, name_schema(limits.SKILL_MAX)]}}],
+            "responses": {"200": json_body(ref("GroupsHistory"), "applied groupings and the change since the last"),
+                          "400": err("BadRequest"), "503": err("Unavailable"), **AUTHED}}},
         "/openapi.json": {"get": {
             "operationId": "openapi", "tags": ["meta"], "security": [],
             "responses": {"200": {"description": "this document",
@@ -308,6 +289,7 @@ def spec() -> dict[str, Any]:
                  "description": "The station-rotation timer of one classroom unit. Writes need the teacher "
                                 "session cookie plus X-CSRF-Token, or a bearer token ([web] api_token)."},
         "servers": [{"url": "/api/v1"}],
+        "x-refusal-rules": list(CROSS_FIELD_RULES),
         "security": [{"bearer": []}, {"teacherSession": []}],
         "paths": paths,
         "components": {

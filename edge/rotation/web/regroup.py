@@ -49,6 +49,10 @@ def _parse_list(raw: str, name: str) -> list[str]:
     return [x.strip() for x in raw.replace(";", "\n").splitlines() if x.strip()]
 
 
+QUERY_PARAMETERS = ("plan", "skill", "mode", "margin", "groups", "min_size", "max_size", "min_evidence", "pins",
+                    "apart", "absent")
+
+
 def parse_request(args: Mapping[str, Any], defaults: Options) -> RegroupRequest:
     """The proposal's parameters from a query string or a JSON body (lists may be JSON lists or text)."""
     def text(name: str) -> str | None:
