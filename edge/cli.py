@@ -22,6 +22,7 @@ REGISTRARS = (
     "edge.mastery.cli",
     "content_cache.cli",
     "edge.sync.cli",
+    "edge.image.cli",
 )
 
 
