@@ -46,6 +46,9 @@ def checks(args: argparse.Namespace) -> list[tuple[str, str]]:
                  else "pure-Python twin (the compiled kernel is missing: run `make native`)"))
     rows.append(("district sync", f"to {cfg.district.lrs_url}" if cfg.district.lrs_url
                  else "off (no district.lrs_url; evidence is kept)"))
+    from edge.image.status import doctor_rows
+
+    rows.extend(doctor_rows(cfg))
     return rows
 
 
