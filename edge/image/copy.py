@@ -12,24 +12,31 @@ FICLONE = 0x40049409  # _IOW(0x94, 9, int)
 _NO_REFLINK = {errno.EOPNOTSUPP, errno.EXDEV, errno.EINVAL, errno.ENOTTY, errno.ENOSYS, errno.EBADF}
 
 
-def _sparse_copy(src: int, dst: int, size: int) -> None:
-    pos = 0
-    while pos < size:
+def copy_range(src: int, dst: int, src_start: int, dst_start: int, length: int) -> None:
+    """Copy `length` bytes at `src_start` to `dst_start`, skipping the source's holes (the kernel moves the data)."""
+    pos, end = src_start, src_start + length
+    while pos < end:
         try:
             data = os.lseek(src, pos, os.SEEK_DATA)
         except OSError as e:
             if e.errno == errno.ENXIO:  # only a hole is left
                 break
             raise
-        hole = os.lseek(src, data, os.SEEK_HOLE)
-        off_in, off_out = data, data
+        if data >= end:
+            break
+        hole = min(os.lseek(src, data, os.SEEK_HOLE), end)
+        off_in, off_out = data, data - src_start + dst_start
         while off_in < hole:
             n = os.copy_file_range(src, dst, hole - off_in, off_in, off_out)
             if n == 0:
-                break
+                raise OSError(errno.EIO, "short copy")
             off_in += n
             off_out += n
         pos = hole
+
+
+def _sparse_copy(src: int, dst: int, size: int) -> None:
+    copy_range(src, dst, 0, 0, size)
     os.ftruncate(dst, size)
 
 

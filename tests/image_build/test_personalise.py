@@ -9,6 +9,7 @@ import subprocess
 import sys
 import tomllib
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -129,11 +130,11 @@ def test_a_failure_midway_leaves_no_image(rpi_image: Path, pubkey: Path, tmp_pat
     real = pers.write_card
     calls = []
 
-    def flaky(image: Path, layout: object, card: object) -> None:
+    def flaky(image: Path, layout: Any, card: Any) -> None:
         calls.append(image)
         if len(calls) == 3:
             raise EdgeError("card full")
-        real(image, layout, card)  # type: ignore[arg-type]
+        real(image, layout, card)
 
     monkeypatch.setattr(pers, "write_card", flaky)
     with pytest.raises(EdgeError, match="card full"):
