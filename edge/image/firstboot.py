@@ -310,7 +310,7 @@ def _ensure_admin_keys(unit: Unit, gid: int) -> None:
         return
     if not re.search(rf"^{ADMIN_USER}:", unit.path("/etc/passwd").read_text(), re.M):
         groups = ",".join(g for g in ("sudo", SERVICE_GROUP) if _gid(unit, g) is not None)
-        subprocess.run(["useradd", *_prefix_args(unit), "--create-home", "--shell", "/bin/bash",
+        subprocess.run(["useradd", *_prefix_args(unit), "--create-home", "--no-log-init", "--shell", "/bin/bash",
                         "--comment", "classroom-edge IT admin", "--groups", groups, ADMIN_USER],
                        check=True, capture_output=True)
         atomic_write(unit.path(f"/etc/sudoers.d/90-{ADMIN_USER}"), f"{ADMIN_USER} ALL=(ALL) NOPASSWD:ALL\n".encode())
@@ -366,3 +366,21 @@ def cmd_firstboot(args: argparse.Namespace) -> int:
           + (f" ({status['reason']})" if status.get("reason") else "")
           + (f"; hostname {status['hostname']}" if status.get("hostname") else ""))
     return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    """`python -m edge.image.firstboot`: what the unit runs at boot, without importing every service's CLI."""
+    import sys
+
+    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+    parser = argparse.ArgumentParser(prog="edge image firstboot")
+    parser.add_argument("--root", default="/")
+    try:
+        return cmd_firstboot(parser.parse_args(argv))
+    except EdgeError as e:
+        print(f"edge: error: {e}", file=sys.stderr)
+        return 1
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
