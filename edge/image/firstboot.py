@@ -275,11 +275,17 @@ def _ensure_hostname(unit: Unit, cfg: EdgeConfig) -> str | None:
 
 
 def _ensure_ssh_host_keys(unit: Unit) -> None:
+    """This unit's own SSH host keys (the image ships none): ed25519 and ECDSA, which sshd is told to load
+    (image_build/layer/etc/ssh/sshd_config.d); no RSA key, whose generation takes minutes under emulation."""
     ssh = unit.path("/etc/ssh")
-    if ssh.is_dir() and not list(ssh.glob("ssh_host_*_key")) and shutil.which("ssh-keygen"):
-        subprocess.run(["ssh-keygen", "-A", *([] if unit.live else ["-f", str(unit.root)])], check=True,
-                       capture_output=True)
-        log.info("made this unit's SSH host keys")
+    if not ssh.is_dir() or not shutil.which("ssh-keygen"):
+        return
+    for kind in ("ed25519", "ecdsa"):
+        key = ssh / f"ssh_host_{kind}_key"
+        if not key.exists():
+            subprocess.run(["ssh-keygen", "-q", "-t", kind, "-N", "", "-C", "", "-f", str(key)], check=True,
+                           capture_output=True)
+            log.info("made this unit's SSH host key %s", key.name)
 
 
 def read_user_data(text: str) -> dict[str, Any]:
