@@ -5,7 +5,7 @@ PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 ARGS   ?=
 
-.PHONY: run test lint bench native browser-deps lrs clean
+.PHONY: run test lint bench native browser-deps lrs clean image image-deps image-test image-smoke image-lock
 
 $(STAMP): pyproject.toml setup.py
 	$(PYTHON) -m venv $(VENV)
@@ -20,7 +20,7 @@ native: $(STAMP)
 run: native
 	$(VENV)/bin/edge run $(ARGS)
 
-test: native browser-deps lrs
+test: native browser-deps lrs image-deps
 	$(PY) -m pytest -q $(ARGS)
 
 lint: $(STAMP)
@@ -37,6 +37,24 @@ browser-deps:
 # Ralph, a real xAPI LRS, in its own venv (.lrs/venv) for the district-sync tests; never a product dependency.
 lrs:
 	$(PYTHON) tests/sync/lrs.py
+
+# SD-card image (image_build/, README "SD-card image"): build, check, boot under qemu. Needs root (mmdebstrap,
+# chroot under qemu-user); installs its Debian tools itself. image-deps: the few tools the fast image tests use.
+image-deps:
+	bash image_build/host-deps.sh --light
+
+image: $(STAMP)
+	PYTHON=$(abspath $(PY)) bash image_build/build.sh
+
+image-test: image
+	EDGE_IMAGE_TESTS=1 $(PY) -m pytest -q tests/image_build tests/test_systemd.py $(ARGS)
+
+image-smoke: image
+	$(PY) image_build/smoke.py image_build/out/classroom-edge-$$($(PY) -c 'import edge; print(edge.__version__)')-arm64.img \
+		--edge $(abspath $(VENV))/bin/edge --report image_build/out/smoke-report.json
+
+image-lock: $(STAMP)
+	PYTHON=$(abspath $(PY)) bash image_build/lock-wheels.sh
 
 clean:
 	rm -rf build $(VENV) native/*.so native/*.c
