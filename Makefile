@@ -47,7 +47,7 @@ image: $(STAMP)
 	PYTHON=$(abspath $(PY)) bash image_build/build.sh
 
 image-test: image
-	EDGE_IMAGE_TESTS=1 $(PY) -m pytest -q tests/image_build tests/test_systemd.py $(ARGS)
+	EDGE_IMAGE_TESTS=1 $(PY) -m pytest -q -m image tests/image_build $(ARGS)
 
 image-smoke: image
 	$(PY) image_build/smoke.py image_build/out/classroom-edge-$$($(PY) -c 'import edge; print(edge.__version__)')-arm64.img \

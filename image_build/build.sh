@@ -8,7 +8,7 @@ repo=$(cd "$here/.." && pwd)
 export PYTHON=${PYTHON:-python3}
 version=$(sed -n 's/^__version__ = "\(.*\)"/\1/p' "$repo/edge/__init__.py")
 export SOURCE_DATE_EPOCH=${SOURCE_DATE_EPOCH:-$(git -C "$repo" log -1 --format=%ct)}
-build=$here/build out=$here/out
+build=${IMAGE_BUILD_DIR:-$here/build} out=${IMAGE_OUT_DIR:-$here/out}
 name=classroom-edge-$version-arm64
 t_start=$(date +%s)
 stamp() { echo "image: $1 at +$(( $(date +%s) - t_start )) s" >&2; }
