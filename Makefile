@@ -5,7 +5,7 @@ PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 ARGS   ?=
 
-.PHONY: run test lint bench native browser-deps lrs clean image image-deps image-test image-smoke image-lock
+.PHONY: run test lint bench native browser-deps lrs clean image image-deps image-test image-smoke image-lock image-repro
 
 $(STAMP): pyproject.toml setup.py
 	$(PYTHON) -m venv $(VENV)
@@ -52,6 +52,9 @@ image-test: image
 image-smoke: image
 	$(PY) image_build/smoke.py image_build/out/classroom-edge-$$($(PY) -c 'import edge; print(edge.__version__)')-arm64.img \
 		--edge $(abspath $(VENV))/bin/edge --report image_build/out/smoke-report.json
+
+image-repro: image
+	PYTHON=$(abspath $(PY)) bash image_build/repro.sh
 
 image-lock: $(STAMP)
 	PYTHON=$(abspath $(PY)) bash image_build/lock-wheels.sh
