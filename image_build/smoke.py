@@ -127,6 +127,9 @@ def main() -> int:
         report["personalise_s"] = round(time.monotonic() - t, 2)
         image = work / "edge-ci-smoke.img"
         layout = read_layout(image)
+        # a card bigger than the image: the growroot unit must grow the root partition and filesystem into it
+        with open(image, "r+b") as f:
+            f.truncate(f.seek(0, os.SEEK_END) + (1 << 30))
         fat = FatVolume(image, layout.boot)
         assert class_key in fat.read("classroom-edge.toml").decode()
         names = fat.names()
@@ -176,6 +179,7 @@ def main() -> int:
                      "for s in " + " ".join(SERVICES) + "; do "
                      "systemctl show -p ExecMainStartTimestampMonotonic --value $s; done",
             "analyze": "systemd-analyze time",
+            "root_mib": "systemctl is-active classroom-edge-growroot >/dev/null && df -B1M --output=size / | tail -1",
         }
         got = {}
         for name, command in checks.items():
@@ -193,6 +197,9 @@ def main() -> int:
         first, *services = (int(x) for x in got["order"].split())
         assert 0 < first <= min(services), ("the first-boot unit finished before the services started", got["order"])
         report["systemd_analyze"] = got["analyze"].splitlines()[0]
+        report["root_fs_mib"] = int(got["root_mib"])
+        assert int(got["root_mib"]) * (1 << 20) > layout.root.size + (900 << 20), ("root not grown", got["root_mib"])
+        assert read_layout(image).root.end > layout.root.end + (900 << 20)
         boot.ssh(key, "sudo systemctl poweroff")
         assert boot.proc is not None
         boot.proc.wait(timeout=300)
@@ -221,7 +228,8 @@ def main() -> int:
     print(f"smoke: OK — ssh after {report['ssh_s']} s, the three services READY after {report['services_ready_s']} s, "
           f"multi-user.target after {report['multi_user_s']} s (from qemu start); /board 200, demo lesson "
           f"then a cache HIT, xAPI POST {report['xapi_post']}, edge doctor passed, secrets off the card "
-          f"(checked after poweroff); {report['systemd_analyze']}")
+          f"(checked after poweroff), root grown to {report['root_fs_mib']} MiB on a 1 GiB bigger disk; "
+          f"{report['systemd_analyze']}")
     return 0
 
 

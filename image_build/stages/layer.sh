@@ -40,7 +40,8 @@ echo "layer: venv with the app in $(( $(date +%s) - t0 )) s" >&2
 
 # Units (vendor location) enabled the way systemctl does it, plus networkd for DHCP on the wired LAN.
 install -m 0644 "$repo"/systemd/classroom-edge-*.service "$root/usr/lib/systemd/system/"
-systemctl --root="$root" --quiet enable classroom-edge-firstboot.service classroom-edge-rotation.service \
+systemctl --root="$root" --quiet enable classroom-edge-firstboot.service classroom-edge-growroot.service \
+    classroom-edge-rotation.service \
     classroom-edge-cache.service classroom-edge-mastery.service systemd-networkd.service systemd-resolved.service
 # Overlay files (udev rule for GPIO, sshd keys-only, the wired network) and the config directory.
 cp -r --no-preserve=ownership "$here/layer/." "$root/"

@@ -62,7 +62,7 @@ def test_root_filesystem(built_image: Path) -> None:
     assert re.search(r"^PARTUUID=c1a55ed9-01\s+/boot/firmware\s+vfat", fstab, re.M)
     assert f'Fast link dest: "releases/{__version__}"' in _debugfs(built_image, "stat /opt/classroom-edge/current")
     wants = _debugfs(built_image, "ls /etc/systemd/system/multi-user.target.wants")
-    for unit in ("firstboot", "rotation", "cache", "mastery"):
+    for unit in ("firstboot", "growroot", "rotation", "cache", "mastery"):
         assert f"classroom-edge-{unit}.service" in wants
     assert "chrony.service" in wants and "ssh.service" in wants
     group = _debugfs(built_image, "cat /etc/group")
