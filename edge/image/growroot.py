@@ -42,6 +42,20 @@ def write_partition_size(disk: Path, number: int, size: int) -> None:
         os.fsync(f.fileno())
 
 
+def ext4_bytes(device: Path, offset: int = 0) -> int:
+    """The size of the ext4 filesystem at `offset` of `device`, from its superblock (blocks count x block size)."""
+    with open(device, "rb") as f:
+        f.seek(offset + 1024)
+        sb = f.read(1024)
+    if sb[56:58] != b"\x53\xef":
+        raise EdgeError(f"{device}: no ext4 superblock")
+    lo: int = struct.unpack_from("<I", sb, 4)[0]
+    log_block: int = struct.unpack_from("<I", sb, 24)[0]
+    incompat: int = struct.unpack_from("<I", sb, 96)[0]
+    hi: int = struct.unpack_from("<I", sb, 0x150)[0] if incompat & 0x80 else 0  # INCOMPAT_64BIT
+    return ((hi << 32) | lo) * (1024 << log_block)
+
+
 def root_partition() -> tuple[Path, Path, int]:
     """(partition device, whole-disk device, partition number) of the mounted root filesystem."""
     st = os.stat("/")
@@ -58,15 +72,21 @@ def grow() -> str:
     with open(disk, "rb") as f:
         disk_size = f.seek(0, os.SEEK_END)
     size = new_root_size(layout, disk_size, number)
-    if size is None:
-        return f"{part} already fills {disk}"
     old = next(p for p in layout.partitions if p.number == number).size
-    write_partition_size(disk, number, size)
-    for cmd in (["resizepart", str(disk), str(number), str(size // SECTOR)], ["resize2fs", str(part)]):
+    cmds = []
+    if size is not None:
+        write_partition_size(disk, number, size)
+        cmds.append(["resizepart", str(disk), str(number), str(size // SECTOR)])
+    # also when an earlier boot grew the partition but not the filesystem (power cut, failure)
+    if ext4_bytes(part) < (size or old) - MIN_GAIN:
+        cmds.append(["resize2fs", str(part)])
+    for cmd in cmds:
         out = subprocess.run(cmd, capture_output=True, text=True, timeout=600, check=False)
         if out.returncode != 0:
             raise EdgeError(f"{' '.join(cmd)}: {(out.stderr or out.stdout).strip()}")
-    return f"grew {part} from {old >> 20} MiB to {size >> 20} MiB (the whole of {disk})"
+    if not cmds:
+        return f"{part} already fills {disk}"
+    return f"grew {part} to {(size or old) >> 20} MiB (the whole of {disk}; it was {old >> 20} MiB)"
 
 
 def main() -> int:

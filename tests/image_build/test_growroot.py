@@ -6,7 +6,7 @@ from __future__ import annotations
 import subprocess
 from pathlib import Path
 
-from edge.image.growroot import new_root_size, write_partition_size
+from edge.image.growroot import ext4_bytes, new_root_size, write_partition_size
 from edge.image.mbr import read_layout
 
 
@@ -31,3 +31,12 @@ def test_nothing_to_do_when_the_root_fills_the_card_or_is_not_last(rpi_image: Pa
     assert new_root_size(layout, layout.root.end, 2) is None
     assert new_root_size(layout, layout.root.end + (8 << 20), 2) is None  # < 16 MiB to gain
     assert new_root_size(layout, layout.root.end + (1 << 30), 1) is None  # the boot partition is not last
+
+
+def test_the_filesystem_size_is_read_from_the_superblock(rpi_image: Path) -> None:
+    layout = read_layout(rpi_image)
+    out = subprocess.run(["dumpe2fs", "-h", f"{rpi_image}?offset={layout.root.start}"], capture_output=True,
+                         text=True, check=True).stdout
+    fields = dict(line.split(":", 1) for line in out.splitlines() if ":" in line)
+    assert ext4_bytes(rpi_image, layout.root.start) == int(fields["Block count"]) * int(fields["Block size"])
+    assert ext4_bytes(rpi_image, layout.root.start) <= layout.root.size
