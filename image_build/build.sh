@@ -18,13 +18,17 @@ stamp() { echo "image: $1 at +$(( $(date +%s) - t_start )) s" >&2; }
 # the stage itself): a rebuild of the app reuses it; a new key (or IMAGE_CACHE elsewhere) builds it afresh.
 cache=${IMAGE_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/classroom-edge-image}
 mkdir -p "$here/cache" "$cache" "$build" "$out"
-key=$(cat "$here/settings.sh" "$here/packages.txt" "$here/stages/base.sh" "$here/dt_modules.py" | sha256sum | cut -c1-16)
+base_inputs=("$here/settings.sh" "$here/packages.txt" "$here/stages/base.sh" "$here/dt_modules.py")
+# The base root's SOURCE_DATE_EPOCH is the last commit that changed what shapes it (not this commit's): mmdebstrap
+# and initramfs-tools clamp times to it, so a cached base and a fresh one for the same commit are the same bytes.
+base_sde=$(git -C "$repo" log -1 --format=%ct -- "${base_inputs[@]}")
+key=$( { cat "${base_inputs[@]}"; echo "$base_sde"; } | sha256sum | cut -c1-16)
 base=$cache/base-$key.tar
 if [ -f "$base" ]; then
     stamp "base root from the cache ($base)"
 else
     find "$cache" -maxdepth 1 -name 'base-*.tar' -delete  # one base kept: the current key's
-    "$here/stages/base.sh" "$base"
+    SOURCE_DATE_EPOCH=$base_sde "$here/stages/base.sh" "$base"
     stamp "base root built"
 fi
 
