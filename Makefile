@@ -6,7 +6,8 @@ RUN_STAMP := $(VENV)/.installed-run
 DEV_STAMP := $(VENV)/.installed-dev
 ARGS   ?=
 
-.PHONY: run test lint bench native kernels browser-deps bench-deps fleet-deps lrs xapi-clients cache-conformance clean
+.PHONY: run test lint bench native kernels browser-deps bench-deps fleet-deps lrs xapi-clients cache-conformance clean \
+	image image-deps image-test image-smoke image-lock image-repro image-boot
 
 $(PY):
 	$(PYTHON) -m venv $(VENV)
@@ -33,7 +34,7 @@ run: $(RUN_STAMP)
 	$(MAKE) -s kernels
 	$(VENV)/bin/edge run $(ARGS)
 
-test: native browser-deps fleet-deps lrs xapi-clients cache-conformance
+test: native browser-deps fleet-deps lrs xapi-clients image-deps cache-conformance
 	$(PY) -m pytest -q $(ARGS)
 
 lint: $(DEV_STAMP)
@@ -77,6 +78,31 @@ CACHE_CONFORMANCE ?= ../shared/tools/cache-conformance
 CACHE_FLOORS ?= --min-required 154 --min-total 244 --max-reused 0
 cache-conformance: native
 	$(PY) .ci/cache_conformance.py --tool $(CACHE_CONFORMANCE) $(CACHE_FLOORS)
+
+# SD-card image (image_build/, README "SD-card image"): build, check, boot under qemu. Needs root (mmdebstrap,
+# chroot under qemu-user); installs its Debian tools itself. image-deps: the few tools the fast image tests use.
+image-deps:
+	bash image_build/host-deps.sh --light
+
+image: $(DEV_STAMP)
+	PYTHON=$(abspath $(PY)) bash image_build/build.sh
+
+image-test: image
+	EDGE_IMAGE_TESTS=1 $(PY) -m pytest -q -m image tests/image_build $(ARGS)
+
+image-smoke: image
+	$(MAKE) image-boot
+
+# boot what `make image` built last (no rebuild; CI runs it right after image-test)
+image-boot: $(DEV_STAMP)
+	$(PY) image_build/smoke.py image_build/out/classroom-edge-$$($(PY) -c 'import edge; print(edge.__version__)')-arm64.img \
+		--edge $(abspath $(VENV))/bin/edge --report image_build/out/smoke-report.json --timeout 1500
+
+image-repro: image
+	PYTHON=$(abspath $(PY)) bash image_build/repro.sh
+
+image-lock: $(DEV_STAMP)
+	PYTHON=$(abspath $(PY)) bash image_build/lock-wheels.sh
 
 clean:
 	rm -rf build $(VENV) native/edge_native/*.so native/edge_native/*.c

@@ -25,6 +25,7 @@ REGISTRARS = (
     "edge.sync.cli",
     "edge.rotation.groups.cli",
     "edge.fleet.cli",
+    "edge.image.cli",
 )
 
 

@@ -18,17 +18,20 @@ import urllib.error
 import urllib.request
 from collections.abc import Iterator
 from dataclasses import asdict, dataclass
+from pathlib import Path
 from typing import Literal
 from urllib.parse import urlsplit
 
 from edge import __version__
 from edge.cli_support import SubParsers, config_from
-from edge.config import EdgeConfig
+from edge.config import DEFAULTS, EdgeConfig
 from edge.cues.driver import open_devices
 from edge.cues.pins import factory_name, resolve_pin_factory
 from edge.host import clock_synced, disk_usage
+from edge.image.status import read_status
 from edge.rotation.periods import saved_periods
 from edge.rotation.store import PlanStore, slug
+from edge.rotation.web.teacherpin import TeacherPin
 from edge.serving.health import writable_check
 from edge.sync.status import sync_status
 
@@ -197,6 +200,37 @@ def check_plans(cfg: EdgeConfig) -> Iterator[Finding]:
                           "save that plan or change the period on the teacher page")
 
 
+def check_provisioning(cfg: EdgeConfig) -> Iterator[Finding]:
+    """What the first-boot step made of the card (edge.image.status), on a unit installed from the image."""
+    if cfg.source == DEFAULTS:
+        return
+    status = read_status(Path(cfg.source).parent)
+    if status is None:
+        return
+    if status.get("fault"):
+        yield Finding("provisioning", "FAIL", f"FAULT: the card file was rejected, the previous config is in use: "
+                      f"{status.get('reason')}", "fix classroom-edge.toml on the card's boot partition and reboot")
+    elif status.get("state") == "unprovisioned":
+        yield Finding("provisioning", "WARN", f"not personalised (no {status.get('card')} seen yet); running on "
+                      "the base config", "edge image personalise writes the card file (README: SD-card image)")
+    else:
+        yield _ok("provisioning", f"ok, {status.get('hostname')} from {status.get('card')} "
+                  f"(applied {status.get('applied_at')})")
+
+
+def check_teacher_pin(cfg: EdgeConfig) -> Finding:
+    """Whether a teacher can log in: IT's PIN, one set on the unit, or the setup code waiting on the board."""
+    teacher = TeacherPin(cfg)
+    pin = teacher.current()
+    if pin is not None:
+        return _ok("teacher PIN", "set in edge.toml" if pin.source == "config" else "set on the unit by a teacher")
+    if teacher.awaiting_setup() is not None:
+        return Finding("teacher PIN", "WARN", "not set yet: the station board shows the one-time setup code",
+                       "a teacher opens /teacher and enters the code with a new PIN")
+    return Finding("teacher PIN", "WARN", "none: teacher control is disabled",
+                   f"set teacher_pin in [web] of {cfg.source}")
+
+
 def checks(args: argparse.Namespace) -> list[Finding]:
     """Every finding, in the order a technician reads them (an invalid config is `edge: error:` naming the key:
     nothing else can be checked without it)."""
@@ -211,6 +245,8 @@ def checks(args: argparse.Namespace) -> list[Finding]:
     findings += services
     findings += check_district(cfg)
     findings += check_plans(cfg)
+    findings += check_provisioning(cfg)
+    findings.append(check_teacher_pin(cfg))
     return findings
 
 

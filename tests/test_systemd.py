@@ -8,7 +8,10 @@ from pathlib import Path
 
 import pytest
 
-UNITS = sorted((Path(__file__).resolve().parent.parent / "systemd").glob("*.service"))
+# the services; the image's oneshot units (first-boot provisioning, root growth) have their tests in tests/image_build/
+ONESHOTS = {"classroom-edge-firstboot.service", "classroom-edge-growroot.service"}
+UNITS = sorted(u for u in (Path(__file__).resolve().parent.parent / "systemd").glob("*.service")
+               if u.name not in ONESHOTS)
 ANALYZE = shutil.which("systemd-analyze")
 
 
@@ -65,3 +68,53 @@ def test_a_broken_unit_is_caught(root: Path, tmp_path: Path) -> None:
     bad = tmp_path / "classroom-edge-bad.service"
     bad.write_text(UNITS[0].read_text().replace("Restart=on-failure", "Restart=sometimes"))
     assert verify(root, bad).stderr != ""
+
+
+def _syscall_groups() -> dict[str, set[str]]:
+    """systemd's own syscall groups (`systemd-analyze syscall-filter`), each expanded to syscall names."""
+    assert ANALYZE
+    out = subprocess.run([ANALYZE, "syscall-filter"], capture_output=True, text=True, timeout=60, check=True).stdout
+    raw: dict[str, list[str]] = {}
+    current = ""
+    for line in out.splitlines():
+        word = line.strip()
+        if line.startswith("@"):
+            current = word
+            raw[current] = []
+        elif current and word and not word.startswith("#"):
+            raw[current].append(word)
+
+    def expand(name: str) -> set[str]:
+        return set().union(*(expand(x) if x.startswith("@") else {x} for x in raw.get(name, [])))
+
+    return {g: expand(g) for g in raw}
+
+
+def allowed_syscalls(unit_text: str) -> set[str]:
+    """What a unit's SystemCallFilter= lines allow, applied in order as systemd does: the first (an allow-list)
+    sets the list, a later `~` line removes from it, a later plain line adds to it."""
+    groups = _syscall_groups()
+    allowed: set[str] = set()
+    for line in unit_text.splitlines():
+        if not line.startswith("SystemCallFilter="):
+            continue
+        value = line.split("=", 1)[1]
+        deny = value.startswith("~")
+        names = set().union(*(groups[x] if x.startswith("@") else {x} for x in value.lstrip("~").split()))
+        allowed = allowed - names if deny else allowed | names
+    return allowed
+
+
+def test_the_rotation_unit_lets_the_cue_thread_take_real_time_priority() -> None:
+    """rotation.realtime_priority (SCHED_FIFO 10 by default) needs the RLIMIT, RestrictRealtime=no and the
+    sched_setscheduler syscall, which the @resources deny-list took away (the thread then ran unprioritised)."""
+    from edge.config import parse_config
+
+    unit = (Path(__file__).resolve().parent.parent / "systemd" / "classroom-edge-rotation.service").read_text()
+    settings = dict(line.split("=", 1) for line in unit.splitlines() if "=" in line and not line.startswith("#")
+                    and not line.startswith("SystemCallFilter="))
+    assert settings["RestrictRealtime"] == "no"
+    assert int(settings["LimitRTPRIO"]) >= parse_config({}).rotation.realtime_priority
+    allowed = allowed_syscalls(unit)
+    assert "sched_setscheduler" in allowed
+    assert not {"setpriority", "sched_setaffinity", "setrlimit", "reboot"} & allowed  # the rest stays denied

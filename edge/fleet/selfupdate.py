@@ -100,6 +100,15 @@ def _sha256(path: Path) -> str:
     return h.hexdigest()
 
 
+def write_marker(path: Path, version: str, wheel: Path, installed_at: float) -> None:
+    """Mark the release venv at `path` complete (written last; durable). The image build marks the release it
+    ships the same way, so the first `edge self-update` on a new card knows what to roll back to."""
+    marker = {"version": version, "wheel": wheel.name, "wheel_sha256": _sha256(wheel),
+              "installed_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(installed_at))}
+    atomic_write(path / MARKER, json.dumps(marker).encode(), mode=0o644)
+    _fsync_dir(path)
+
+
 class Releases:
     """The prefix's releases, `current` link and journal."""
 
@@ -255,14 +264,7 @@ class Updater:
         out = self.run([str(path / "bin" / "edge"), "--version"], "the new release's `edge --version`").strip()
         if out.split()[-1:] != [version]:
             raise EdgeError(f"the new release says {out!r}, expected version {version}")
-        marker = {"version": version, "wheel": wheel.name, "wheel_sha256": digest,
-                  "installed_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}
-        fd = os.open(path / MARKER, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
-        with os.fdopen(fd, "w") as f:
-            f.write(json.dumps(marker))
-            f.flush()
-            os.fsync(f.fileno())
-        _fsync_dir(path)
+        write_marker(path, version, wheel, time.time())
         _fsync_dir(self.r.dir)
 
     def prune(self, keep_always: set[str]) -> None:

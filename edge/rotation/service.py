@@ -12,13 +12,15 @@ import threading
 import time
 from collections.abc import Callable
 from datetime import datetime
+from pathlib import Path
 
 from prometheus_client import Histogram
 
 from edge.clock import Clock, SystemClock
-from edge.config import EdgeConfig
+from edge.config import DEFAULTS, EdgeConfig
 from edge.cues.driver import ButtonActions, CueDriver, Devices, open_devices
 from edge.exc import EdgeError, RotationError
+from edge.image.status import read_status
 from edge.resource import Resource
 from edge.rotation.engine import Engine, Snapshot
 from edge.rotation.periods import saved_periods
@@ -65,7 +67,19 @@ class RotationService(Resource):
         self._last_loop = time.monotonic()
         self.engine.subscribe(self._on_change)
         self.engine.restore()
+        self._show_provisioning_fault()
         self._on_change(self.engine.snapshot())
+
+    def _show_provisioning_fault(self) -> None:
+        """A card file the first boot rejected (edge.image.status) shows as the fault cue, so the room sees that
+        the unit runs on its previous settings; the button (or a started plan) acknowledges it."""
+        if self.config.source == DEFAULTS:
+            return
+        status = read_status(Path(self.config.source).parent)
+        if status is not None and status.get("fault"):
+            reason = str(status.get("reason") or "no reason recorded")[:300]
+            self.engine.set_fault(f"the settings on the unit's card were rejected, the previous ones are in use: "
+                                  f"{reason}")
 
     def subscribe(self, listener: Callable[[Snapshot], None]) -> None:
         self.engine.subscribe(listener)

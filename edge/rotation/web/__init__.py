@@ -31,6 +31,7 @@ from edge.rotation.web.openapi import SESSION_COOKIE
 from edge.rotation.web.ops import rotation_health
 from edge.rotation.web.ratelimit import FailureLimiter
 from edge.rotation.web.sessions import SessionRegistry
+from edge.rotation.web.teacherpin import TeacherPin
 from edge.serving import jsontext
 from edge.serving.errors import error_body
 
@@ -102,7 +103,7 @@ def create_app(config: EdgeConfig, rotation: RotationService) -> Flask:
     context = WebContext(config=config, rotation=rotation, plans=rotation.plans,
                          periods=PeriodStore(config.state_dir), limiter=FailureLimiter(rotation.clock.time),
                          sessions=SessionRegistry(config.state_dir),
-                         health=rotation_health(rotation, config.web.api_token))
+                         health=rotation_health(rotation, config.web.api_token), teacher_pin=TeacherPin(config))
     app.extensions[EXT] = context
     app.register_blueprint(pages.bp)
     app.register_blueprint(auth.bp)

@@ -33,6 +33,7 @@ from werkzeug.wrappers import Response as BaseResponse
 
 from edge.exc import RequestError
 from edge.rotation.web.context import ctx
+from edge.rotation.web.teacherpin import Pin
 from edge.serving.auth import bearer_ok, secret_ok
 
 log = logging.getLogger(__name__)
@@ -67,10 +68,11 @@ def session_state() -> SessionState:
     if not session.get("teacher"):
         return "none"
     c = ctx()
-    pin = c.config.web.teacher_pin
-    if not pin:
+    pin = c.teacher_pin.current()
+    if pin is None:
         return "expired"
-    state = c.sessions.check(session.get("sid"), _pin_fingerprint(pin), c.now(), c.config.web.session_minutes * 60)
+    state = c.sessions.check(session.get("sid"), _pin_fingerprint(pin.material), c.now(),
+                             c.config.web.session_minutes * 60)
     return "expired" if state == "none" else state
 
 
@@ -130,9 +132,11 @@ def api_authorise() -> None:
 @bp.route("/teacher/login", methods=["GET", "POST"])
 def login() -> BaseResponse | str | tuple[str, int]:
     c = ctx()
-    pin = c.config.web.teacher_pin
+    pin = c.teacher_pin.current()
     nxt = request.values.get("next")
-    if not pin:
+    if pin is None:
+        if c.teacher_pin.awaiting_setup() is not None:
+            return redirect(url_for("auth.setup", next=nxt))
         return render_template("login.html", disabled=True, next=nxt), 403 if request.method == "POST" else 200
     if request.method == "GET":
         if session_state() == "ok":
@@ -143,24 +147,65 @@ def login() -> BaseResponse | str | tuple[str, int]:
     client = request.remote_addr or "?"
     wait = c.limiter.retry_after(client)
     if wait > 0:
-        secs = math.ceil(wait)
-        resp = Response(render_template("login.html", disabled=False, next=nxt,
-                                        error=f"Too many wrong PINs. Try again in {secs} seconds."), 429)
-        resp.headers["Retry-After"] = str(secs)
-        return resp
+        return _too_many("login.html", "PINs", wait, disabled=False, next=nxt)
     if not csrf_ok():
         return render_template("login.html", disabled=False, next=nxt,
                                error="The form was out of date. Enter the PIN again."), 400
-    if not secret_ok(request.form.get("pin", "").strip(), pin):
+    if not pin.matches(request.form.get("pin", "").strip()):
         c.limiter.failed(client)
         log.warning("wrong teacher PIN from %s", client)
         return render_template("login.html", disabled=False, next=nxt, error="Wrong PIN."), 401
     c.limiter.succeeded(client)
-    session.clear()  # a fresh session (and CSRF token) after login
-    session.permanent = True
-    session.update(teacher=True, sid=c.sessions.create(c.now(), _pin_fingerprint(pin)),
-                   csrf=secrets.token_urlsafe(32))
+    _start_session(pin)
     log.info("teacher logged in from %s", client)
+    return redirect(_safe_next(nxt))
+
+
+def _too_many(template: str, what: str, wait: float, **context: Any) -> Response:
+    secs = math.ceil(wait)
+    resp = Response(render_template(template, error=f"Too many wrong {what}. Try again in {secs} seconds.",
+                                    **context), 429)
+    resp.headers["Retry-After"] = str(secs)
+    return resp
+
+
+def _start_session(pin: Pin) -> None:
+    """A fresh session (and CSRF token) for a teacher who proved the PIN."""
+    c = ctx()
+    session.clear()
+    session.permanent = True
+    session.update(teacher=True, sid=c.sessions.create(c.now(), _pin_fingerprint(pin.material)),
+                   csrf=secrets.token_urlsafe(32))
+
+
+@bp.route("/teacher/setup", methods=["GET", "POST"])
+def setup() -> BaseResponse | str | tuple[str, int]:
+    """First use of /teacher on a unit without a PIN: the setup code from the station board and a new PIN."""
+    c = ctx()
+    nxt = request.values.get("next")
+    if c.teacher_pin.awaiting_setup() is None:
+        return redirect(url_for("auth.login", next=nxt))
+    if request.method == "GET":
+        return render_template("setup.html", next=nxt)
+    client = request.remote_addr or "?"
+    wait = c.limiter.retry_after(client)
+    if wait > 0:
+        return _too_many("setup.html", "setup codes", wait, next=nxt)
+    if not csrf_ok():
+        return render_template("setup.html", next=nxt, error="The form was out of date. Try again."), 400
+    try:
+        c.teacher_pin.set_with_code(request.form.get("code", ""), request.form.get("pin", "").strip(),
+                                    request.form.get("confirm", "").strip())
+    except RequestError as e:
+        if e.key == "code":
+            c.limiter.failed(client)
+            log.warning("wrong teacher setup code from %s", client)
+        return render_template("setup.html", next=nxt, error=e.message, field=e.key), e.status
+    c.limiter.succeeded(client)
+    pin = c.teacher_pin.current()
+    assert pin is not None
+    _start_session(pin)
+    log.info("teacher PIN set with the setup code from %s", client)
     return redirect(_safe_next(nxt))
 
 

@@ -16,6 +16,7 @@ from edge.rotation.service import RotationService
 from edge.rotation.store import PlanStore
 from edge.rotation.web.ratelimit import FailureLimiter
 from edge.rotation.web.sessions import SessionRegistry
+from edge.rotation.web.teacherpin import TeacherPin
 from edge.serving.health import Health
 
 EXT = "classroom_edge"
@@ -30,6 +31,7 @@ class WebContext:
     limiter: FailureLimiter
     sessions: SessionRegistry
     health: Health
+    teacher_pin: TeacherPin
     # plan and period writes are read-modify-write (rename = save + delete): one writer at a time
     write_lock: threading.Lock = field(default_factory=threading.Lock)
     # changes on every process start; pages reload themselves when it changes (new code after an update)

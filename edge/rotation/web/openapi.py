@@ -36,7 +36,7 @@ SCHEMAS: dict[str, Any] = {
         "required": ["status", "phase", "phase_word", "underlying_phase", "plan", "round", "rounds", "remaining_s",
                      "countdown_text", "stage_remaining_s", "phase_ends_at", "stage_ends_at", "server_time",
                      "groups", "assignments", "next_assignments", "stations", "quiet", "fault", "seq",
-                     "server_id"],
+                     "server_id", "teacher_setup"],
         "properties": {
             "status": {"enum": ["idle", "running", "paused", "done"]},
             "phase": {"enum": ["idle", "work", "warning", "transition", "paused", "done"]},
@@ -61,6 +61,8 @@ SCHEMAS: dict[str, Any] = {
             "fault": {"type": ["string", "null"]},
             "seq": {"type": "integer", "description": "increases with every change"},
             "server_id": {"type": "string", "description": "changes when the unit restarts"},
+            "teacher_setup": {"type": "boolean", "description": "no teacher PIN yet: the station board shows the "
+                                                                "one-time setup code (never in this document)"},
         },
     },
     "StationState": {

@@ -52,7 +52,8 @@ def student() -> str:
 
 @bp.get("/board")
 def board() -> str:
-    return render_template("board.html", state=state_json(ctx()))
+    c = ctx()
+    return render_template("board.html", state=state_json(c), setup=c.teacher_pin.awaiting_setup())
 
 
 @bp.get("/teacher")

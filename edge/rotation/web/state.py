@@ -47,4 +47,5 @@ def state_json(c: WebContext, snap: Snapshot | None = None, plan: Plan | None = 
         "fault": snap.fault,
         "seq": snap.seq,
         "server_id": c.server_id,
+        "teacher_setup": c.teacher_pin.awaiting_setup() is not None,
     }

@@ -69,6 +69,8 @@
     setText("round", line);
     var fault = $("fault");
     if (fault) { fault.hidden = !s.fault; setText("fault-text", s.fault || ""); }
+    var setup = $("setup-code");
+    if (setup && !s.teacher_setup) { setup.hidden = true; }  // the PIN was set: the code is spent
     var table = $("board-table");
     if (table) { table.hidden = !active(s); }
     var idle = $("board-idle");
