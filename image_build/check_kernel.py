@@ -7,10 +7,9 @@ import json
 import platform
 import sys
 
-import native.bkt
+import edge_native.bkt as bkt
 import numpy as np
-
-from native import _bkt_c, _bkt_py
+from edge_native import _bkt_c, _bkt_py
 
 
 def main(cases: int) -> None:
@@ -18,7 +17,7 @@ def main(cases: int) -> None:
     compared = 0
     for _ in range(cases):
         n_students, n_skills, n = int(rng.integers(1, 8)), int(rng.integers(1, 6)), int(rng.integers(0, 400))
-        params = np.array([native.bkt.param_row(rng.uniform(0.01, 0.99), rng.uniform(0.0, 0.5),
+        params = np.array([bkt.param_row(rng.uniform(0.01, 0.99), rng.uniform(0.0, 0.5),
                                                 rng.uniform(0.0, 0.2), rng.uniform(0.01, 0.49),
                                                 rng.uniform(0.01, 0.49)) for _ in range(n_skills)])
         s = rng.integers(0, n_students, n, dtype=np.int32)
@@ -26,7 +25,7 @@ def main(cases: int) -> None:
         c = rng.integers(0, 2, n, dtype=np.uint8)
         results = []
         for fn in (_bkt_py.update, _bkt_c.update):
-            state = native.bkt.init_state(params, n_students)
+            state = bkt.init_state(params, n_students)
             out = np.full((n, 2), np.nan)
             half = n // 2
             fn(state, params, s[:half], k[:half], c[:half], out[:half])
@@ -36,7 +35,7 @@ def main(cases: int) -> None:
             print(json.dumps({"equal": False, "case": compared}))
             sys.exit(1)
         compared += n
-    print(json.dumps({"equal": True, "machine": platform.machine(), "implementation": native.bkt.IMPLEMENTATION,
+    print(json.dumps({"equal": True, "machine": platform.machine(), "implementation": bkt.IMPLEMENTATION,
                       "kernel_file": _bkt_c.__file__, "responses": compared, "cases": cases}))
 
 

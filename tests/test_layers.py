@@ -1,8 +1,10 @@
 """Every module of the unit sits in exactly one layer of the import contract (pyproject.toml), so a new module
-cannot slip past `lint-imports` unconstrained; and the layer contract itself holds."""
+cannot slip past `lint-imports` unconstrained; the layer contract itself holds; and no module outgrows the sizes
+the house keeps (a class of at most 300 lines, a module of at most 500: past that a job wants its own room)."""
 
 from __future__ import annotations
 
+import ast
 import shutil
 import subprocess
 import sys
@@ -47,3 +49,16 @@ def test_the_import_contracts_hold() -> None:
     assert exe, "import-linter is a dev dependency (make lint runs it)"
     result = subprocess.run([exe, "--no-cache"], cwd=ROOT, capture_output=True, text=True, timeout=120)
     assert result.returncode == 0, result.stdout[-3000:]
+
+
+def test_no_class_over_300_lines_and_no_module_over_500() -> None:
+    too_big = []
+    for path in PACKAGES.values():
+        for py in sorted(path.rglob("*.py")):
+            source = py.read_text()
+            if (lines := len(source.splitlines())) > 500:
+                too_big.append(f"{py.relative_to(ROOT)}: {lines} lines")
+            for node in ast.walk(ast.parse(source)):
+                if isinstance(node, ast.ClassDef) and (span := (node.end_lineno or 0) - node.lineno + 1) > 300:
+                    too_big.append(f"{py.relative_to(ROOT)}: class {node.name} spans {span} lines")
+    assert too_big == []

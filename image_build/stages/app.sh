@@ -35,7 +35,7 @@ fi
 # in the image; the bits are the same because -ffp-contract=off forbids the fused multiply-adds aarch64 gcc
 # would otherwise emit (the test compares with the twin under qemu).
 work=$out/app
-"$py" -m cython -3 "$repo/native/_bkt_c.pyx" -o "$work/_bkt_c.c"
+"$py" -m cython -3 "$repo/native/edge_native/_bkt_c.pyx" -o "$work/_bkt_c.c"
 so=_bkt_c.cpython-311-aarch64-linux-gnu.so
 aarch64-linux-gnu-gcc -shared -fPIC -O3 -ffp-contract=off -fno-strict-aliasing -DNDEBUG -g0 \
     -ffile-prefix-map="$work"=. -ffile-prefix-map="$repo"=. \
@@ -57,7 +57,7 @@ dist_info = f"{name}-{version}.dist-info"
 files = {}
 with zipfile.ZipFile(src) as z:
     for info in z.infolist():
-        if info.filename.startswith("native/_bkt_c.") and info.filename.endswith(".so"):
+        if info.filename.startswith("edge_native/_bkt_c.") and info.filename.endswith(".so"):
             continue
         if info.filename in (f"{dist_info}/RECORD",):
             continue
@@ -67,7 +67,7 @@ with zipfile.ZipFile(src) as z:
                             for line in data.splitlines(keepends=True))
             data = data.replace(b"Root-Is-Purelib: true", b"Root-Is-Purelib: false")
         files[info.filename] = data
-files[f"native/{so}"] = (work / so).read_bytes()
+files[f"edge_native/{so}"] = (work / so).read_bytes()
 def digest(b): return "sha256=" + base64.urlsafe_b64encode(hashlib.sha256(b).digest()).rstrip(b"=").decode()
 record = "".join(f"{n},{digest(d)},{len(d)}\n" for n, d in sorted(files.items())) + f"{dist_info}/RECORD,,\n"
 files[f"{dist_info}/RECORD"] = record.encode()
