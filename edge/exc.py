@@ -12,7 +12,7 @@ from typing import Literal
 from edge_native import NativeFallbackWarning
 
 __all__ = [
-    "ConfigError", "EdgeError", "EventsFileError", "GroupingError", "ListenError", "ManifestError",
+    "ConfigError", "CsvFileError", "EdgeError", "EventsFileError", "GroupingError", "ListenError", "ManifestError",
     "MasteryUnavailable", "NativeFallbackWarning", "NoGPIOWarning", "PlanError", "PlanErrors", "RequestError",
     "RosterError", "RotationError", "StateError", "StatementError", "TargetError", "UpstreamError",
 ]
@@ -114,12 +114,16 @@ class RosterError(EdgeError):
         super().__init__(f"roster: {where}: {reason}")
 
 
-class EventsFileError(EdgeError, ValueError):
-    """A malformed evidence events file; the message names the file and line."""
+class CsvFileError(EdgeError, ValueError):
+    """A CSV file that cannot be read as its table; the message names the file and the line (0: the whole file)."""
 
     def __init__(self, file: str, line: int, reason: str) -> None:
         self.file, self.line, self.reason = file, line, reason
-        super().__init__(f"{file}: line {line}: {reason}")
+        super().__init__(f"{file}: line {line}: {reason}" if line else f"{file}: {reason}")
+
+
+class EventsFileError(CsvFileError):
+    """A malformed evidence events file (edge mastery replay)."""
 
 
 class GroupingError(EdgeError, ValueError):

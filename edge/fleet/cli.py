@@ -7,7 +7,7 @@ import asyncio
 import json
 import sys
 
-from edge.cli_support import config_from
+from edge.cli_support import config_from, emit
 from edge.config import load_config
 from edge.exc import EdgeError
 
@@ -47,10 +47,8 @@ def cmd_discover(args: argparse.Namespace) -> int:
 
 
 def cmd_inventory(args: argparse.Namespace) -> int:
-    from pathlib import Path
 
     from edge.fleet import inventory as inv
-    from edge.fsutil import atomic_write
 
     if args.from_collector:
         members = inv.fetch_collector(args.from_collector)
@@ -65,11 +63,9 @@ def cmd_inventory(args: argparse.Namespace) -> int:
         members = inv.from_discovery(units)
         source = "--from-discovery"
     text = inv.render(members, args.format, f"{source} --format {args.format}")
+    emit(text, args.out)
     if args.out:
-        atomic_write(Path(args.out), text.encode())
         print(f"{args.out}: {len(members)} units", file=sys.stderr)
-    else:
-        sys.stdout.write(text)
     return 0
 
 

@@ -42,7 +42,7 @@ from typing import Any
 
 from edge.config import EdgeConfig
 from edge.exc import EdgeError
-from edge.fsutil import atomic_write
+from edge.fsutil import atomic_write, fsync_dir
 
 log = logging.getLogger(__name__)
 DEFAULT_PREFIX = Path("/opt/classroom-edge")
@@ -84,14 +84,6 @@ def wheel_version(wheel: Path) -> str:
     return m["version"]
 
 
-def _fsync_dir(path: Path) -> None:
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-
-
 def _sha256(path: Path) -> str:
     h = hashlib.sha256()
     with path.open("rb") as f:
@@ -106,7 +98,7 @@ def write_marker(path: Path, version: str, wheel: Path, installed_at: float) -> 
     marker = {"version": version, "wheel": wheel.name, "wheel_sha256": _sha256(wheel),
               "installed_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(installed_at))}
     atomic_write(path / MARKER, json.dumps(marker).encode(), mode=0o644)
-    _fsync_dir(path)
+    fsync_dir(path)
 
 
 class Releases:
@@ -147,7 +139,7 @@ class Releases:
             tmp.unlink()
         os.symlink(os.path.join("releases", version), tmp)
         os.replace(tmp, self.current_link)
-        _fsync_dir(self.prefix)
+        fsync_dir(self.prefix)
 
     def journal(self) -> dict[str, Any] | None:
         try:
@@ -164,7 +156,7 @@ class Releases:
     def clear_journal(self) -> None:
         with contextlib.suppress(FileNotFoundError):
             self.journal_path.unlink()
-        _fsync_dir(self.prefix)
+        fsync_dir(self.prefix)
 
     def versions(self) -> list[str]:
         if not self.dir.is_dir():
@@ -265,7 +257,7 @@ class Updater:
         if out.split()[-1:] != [version]:
             raise EdgeError(f"the new release says {out!r}, expected version {version}")
         write_marker(path, version, wheel, time.time())
-        _fsync_dir(self.r.dir)
+        fsync_dir(self.r.dir)
 
     def prune(self, keep_always: set[str]) -> None:
         """Keep the newest `keep` complete releases (always the current one and `keep_always`)."""

@@ -5,6 +5,7 @@ written under temporary names and published together, so a failure leaves nothin
 from __future__ import annotations
 
 import csv
+import io
 import os
 import time
 from collections.abc import Mapping, Sequence
@@ -21,6 +22,7 @@ from edge.tomlfile import read_toml
 
 CSV_COLUMNS = ("room", "school", "district_url", "district_token", "ssh_key")
 BOOT_MARKERS = ("config.txt", "cmdline.txt")
+MAX_ROWS = 5000  # units in one --csv run (a district of many schools, one image each)
 
 
 @dataclass(frozen=True)
@@ -57,7 +59,18 @@ def cards_from_csv(path: Path, d: Defaults) -> list[UnitCard]:
         text = path.read_text(encoding="utf-8-sig")
     except OSError as e:
         raise EdgeError(f"{path}: cannot read: {e.strerror}") from None
-    reader = csv.DictReader(text.splitlines())
+    except UnicodeDecodeError as e:
+        raise EdgeError(f"{path}: cannot read: not UTF-8 text ({e.reason} at byte {e.start}); "
+                        "save it as CSV UTF-8") from None
+    reader = csv.DictReader(io.StringIO(text, newline=""))
+    try:
+        return _cards(path, reader, d)
+    except csv.Error as e:
+        raise EdgeError(f"{path}: line {reader.reader.line_num}: bad CSV: {e}") from None  # (DictReader lags)
+
+
+def _cards(path: Path, reader: csv.DictReader[str], d: Defaults) -> list[UnitCard]:
+    """The rows of an opened --csv file as cards (all bad rows named in one error)."""
     header = [h.strip() for h in reader.fieldnames or []]
     unknown = [h for h in header if h not in CSV_COLUMNS]
     if not header:
@@ -69,6 +82,8 @@ def cards_from_csv(path: Path, d: Defaults) -> list[UnitCard]:
     seen: dict[str, int] = {}
     for row in reader:
         line = reader.line_num
+        if len(seen) + len(errors) >= MAX_ROWS:
+            raise EdgeError(f"{path}: more than {MAX_ROWS} rows (one image per row)")
         cell = {k.strip(): (v or "").strip() for k, v in row.items() if k is not None}
         if None in row:
             errors.append(f"{path}: line {line}: more cells than columns")

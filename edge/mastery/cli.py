@@ -3,11 +3,8 @@
 from __future__ import annotations
 
 import argparse
-import sys
-from pathlib import Path
 
-from edge.cli_support import SubParsers, config_from
-from edge.fsutil import atomic_write
+from edge.cli_support import SubParsers, config_from, emit
 from edge.mastery import replay as rp
 
 
@@ -35,10 +32,7 @@ def cmd_replay(args: argparse.Namespace) -> int:
     params = rp.load_params_file(args.params)
     events = rp.read_events(args.events)
     text = rp.format_rows(rp.replay(events, params))
-    if args.out:
-        atomic_write(Path(args.out), text.encode())
-    else:
-        sys.stdout.write(text)
+    emit(text, args.out)
     return 0
 
 

@@ -16,12 +16,15 @@ from pathlib import Path
 import numpy as np
 from edge_native import bkt
 
-from edge.exc import EdgeError, EventsFileError
+from edge.csvfile import read_csv
+from edge.exc import EventsFileError
+from edge.limits import EVIDENCE_ID_MAX, SKILL_MAX, STUDENT_ID_MAX, name_problem
 from edge.params import ParamSet, parse_params
 from edge.tomlfile import read_toml
 from edge.xapi.formats import parse_event_time as parse_timestamp
 
 EVENT_COLUMNS = ("event_id", "student", "skill", "correct", "timestamp")
+MAX_EVENTS = 5_000_000  # rows of one events file (a district's year of evidence for a school is well under)
 OUT_COLUMNS = ("event_id", "student", "skill", "p_correct", "p_known_after")
 TRUE_WORDS = {"1": True, "true": True, "0": False, "false": False}
 
@@ -57,33 +60,13 @@ class ReplayRow:
 def read_events(path: str | Path) -> list[Event]:
     """Parse and de-duplicate an events CSV (first occurrence of an event_id wins; a conflicting repeat errors)."""
     file = str(path)
-    try:
-        text = Path(path).read_text(encoding="utf-8-sig")
-    except FileNotFoundError:
-        raise EdgeError(f"{file}: no such file") from None
-    except (OSError, UnicodeDecodeError) as e:
-        raise EdgeError(f"{file}: cannot read: {e}") from None
-    reader = csv.reader(io.StringIO(text, newline=""))
-    header = next(reader, None)
-    if header is None:
-        raise EventsFileError(file, 1, f"empty file (want a header: {', '.join(EVENT_COLUMNS)})")
-    names = [h.strip() for h in header]
-    missing = [c for c in EVENT_COLUMNS if c not in names]
-    if missing:
-        raise EventsFileError(file, 1, f"missing column {missing[0]!r} (want {', '.join(EVENT_COLUMNS)})")
-    col = {c: names.index(c) for c in EVENT_COLUMNS}
     events: list[Event] = []
     seen: dict[str, tuple[int, Event]] = {}
-    for row in reader:
-        line = reader.line_num
-        if not any(cell.strip() for cell in row):
-            continue  # blank line
-        if len(row) != len(names):
-            raise EventsFileError(file, line, f"has {len(row)} fields, the header has {len(names)}")
-        values = {c: row[i].strip() for c, i in col.items()}
-        for c in ("event_id", "student", "skill"):
-            if not values[c]:
-                raise EventsFileError(file, line, f"{c} is empty")
+    for row in read_csv(path, EVENT_COLUMNS, max_rows=MAX_EVENTS, error=EventsFileError):
+        line, values = row.line, row.values
+        for c, max_len in (("event_id", EVIDENCE_ID_MAX), ("student", STUDENT_ID_MAX), ("skill", SKILL_MAX)):
+            if (problem := name_problem(values[c], c, max_len)) is not None:
+                raise EventsFileError(file, line, f"{c} is empty" if not values[c] else problem)
         try:
             correct = parse_correct(values["correct"])
             timestamp = parse_timestamp(values["timestamp"])

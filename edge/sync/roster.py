@@ -190,7 +190,7 @@ def _parse(name: str, text: str, delta: bool) -> _Table:
             seen.add(clean["sourcedId"])
             rows.append((line, clean))
     except csv.Error as e:
-        raise RosterError(name, f"bad CSV: {e}", reader.line_num) from None
+        raise RosterError(name, f"bad CSV: {e}", reader.reader.line_num) from None  # (DictReader.line_num lags)
     return _Table(name, rows, delta)
 
 

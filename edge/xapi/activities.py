@@ -28,18 +28,13 @@ def activity(value: Any, field: str) -> dict[str, Any]:
     return d
 
 
+_DEFINITION_CHECKS: dict[str, f.Check] = {"name": f.language_map, "description": f.language_map, "type": f.iri,
+                                           "moreInfo": f.iri, "extensions": f.extensions}
+
+
 def definition(value: Any, field: str) -> None:
     d = f.keys(value, field, DEFINITION_KEYS)
-    if "name" in d:
-        f.language_map(d["name"], f"{field}.name")
-    if "description" in d:
-        f.language_map(d["description"], f"{field}.description")
-    if "type" in d:
-        f.iri(d["type"], f"{field}.type")
-    if "moreInfo" in d:
-        f.iri(d["moreInfo"], f"{field}.moreInfo")
-    if "extensions" in d:
-        f.extensions(d["extensions"], f"{field}.extensions")
+    f.each_present(d, field, _DEFINITION_CHECKS)
     interaction = d.get("interactionType")
     if interaction is not None and (type(interaction) is not str or interaction not in INTERACTION_TYPES):
         raise StatementError(f"{field}.interactionType", f"must be one of {', '.join(sorted(INTERACTION_TYPES))}")

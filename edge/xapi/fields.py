@@ -7,7 +7,7 @@ extensions (the ADL suite checks both): `keys` does both for every object it is 
 
 from __future__ import annotations
 
-from collections.abc import Collection, Mapping
+from collections.abc import Callable, Collection, Mapping
 from typing import Any
 
 from edge.exc import StatementError
@@ -92,3 +92,13 @@ def array(value: Any, field: str) -> list[Any]:
     if type(value) is not list:
         raise StatementError(field, "must be an array")
     return value
+
+
+Check = Callable[[Any, str], object]
+
+
+def each_present(d: Mapping[str, Any], field: str, checks: Mapping[str, Check]) -> None:
+    """Run `checks[k]` on every optional property `k` that `d` has (an absent one is fine), in the table's order."""
+    for k, check in checks.items():
+        if k in d:
+            check(d[k], f"{field}.{k}")

@@ -111,18 +111,13 @@ def _object(value: Any, field: str, *, sub: bool) -> str:
 
 def _result(value: Any, field: str) -> None:
     r = f.keys(value, field, RESULT_KEYS)
-    if "score" in r:
-        _score(r["score"], f"{field}.score")
-    if "success" in r:
-        f.boolean(r["success"], f"{field}.success")
-    if "completion" in r:
-        f.boolean(r["completion"], f"{field}.completion")
-    if "response" in r:
-        f.string(r["response"], f"{field}.response")
-    if "duration" in r and (type(r["duration"]) is not str or not is_duration(r["duration"])):
-        raise StatementError(f"{field}.duration", "must be an ISO 8601 duration (e.g. PT1M30S)")
-    if "extensions" in r:
-        f.extensions(r["extensions"], f"{field}.extensions")
+    f.each_present(r, field, {"score": _score, "success": f.boolean, "completion": f.boolean,
+                              "response": f.string, "duration": _duration, "extensions": f.extensions})
+
+
+def _duration(value: Any, field: str) -> None:
+    if type(value) is not str or not is_duration(value):
+        raise StatementError(field, "must be an ISO 8601 duration (e.g. PT1M30S)")
 
 
 def _score(value: Any, field: str) -> None:
@@ -139,12 +134,8 @@ def _score(value: Any, field: str) -> None:
 
 def _context(value: Any, field: str, object_kind: str) -> dict[str, Any]:
     c = f.keys(value, field, CONTEXT_KEYS)
-    if "registration" in c:
-        f.uuid(c["registration"], f"{field}.registration")
-    if "instructor" in c:
-        agents.actor(c["instructor"], f"{field}.instructor")
-    if "team" in c:
-        agents.group(c["team"], f"{field}.team")
+    f.each_present(c, field, {"registration": f.uuid, "instructor": agents.actor, "team": agents.group,
+                              "extensions": f.extensions})
     for k in ("revision", "platform"):
         if k in c:
             f.string(c[k], f"{field}.{k}")
@@ -159,8 +150,6 @@ def _context(value: Any, field: str, object_kind: str) -> dict[str, Any]:
         if ref["objectType"] != "StatementRef":
             raise StatementError(f"{field}.statement.objectType", "must be \"StatementRef\"")
         f.uuid(ref["id"], f"{field}.statement.id")
-    if "extensions" in c:
-        f.extensions(c["extensions"], f"{field}.extensions")
     if "contextActivities" in c:
         ca = f.keys(c["contextActivities"], f"{field}.contextActivities", frozenset(CONTEXT_ACTIVITY_KEYS))
         normal: dict[str, Any] = {}

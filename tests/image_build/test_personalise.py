@@ -121,6 +121,21 @@ def test_bad_rows_are_reported_by_line_and_nothing_is_written(rpi_image: Path, p
     assert not (tmp_path / "o").exists() or not any((tmp_path / "o").iterdir())
 
 
+@pytest.mark.parametrize(("content", "message"), [
+    ("room,school\n12,\u00e9cole-jean-moulin\n".encode("latin-1"), "cannot read: not UTF-8 text"),
+    (b"room,school\n12," + b"s" * 200_000 + b"\n", "line 2: bad CSV: field larger than field limit"),
+])
+def test_an_unreadable_units_file_is_a_clean_error(rpi_image: Path, pubkey: Path, tmp_path: Path, content: bytes,
+                                                   message: str) -> None:
+    """A sheet saved as Latin-1 (older Excel) or holding a pasted blob: `edge: error:`, exit 1, nothing written."""
+    (tmp_path / "units.csv").write_bytes(content)
+    out = edge("image", "personalise", str(rpi_image), "--csv", str(tmp_path / "units.csv"),
+               "--ssh-key", str(pubkey), "--out", str(tmp_path / "o"))
+    assert (out.returncode, out.stdout) == (1, "")
+    assert out.stderr.startswith(f"edge: error: {tmp_path / 'units.csv'}: {message}"), out.stderr
+    assert not (tmp_path / "o").exists() or not any((tmp_path / "o").iterdir())
+
+
 def test_a_failure_midway_leaves_no_image(rpi_image: Path, pubkey: Path, tmp_path: Path,
                                           monkeypatch: pytest.MonkeyPatch) -> None:
     from edge.exc import EdgeError

@@ -139,6 +139,13 @@ def test_replay_uses_the_selected_kernel(monkeypatch: pytest.MonkeyPatch) -> Non
         ("event_id,student,skill,correct,timestamp\ne1,s,k,1,soon\n", "line 2: timestamp must be ISO 8601"),
         ("event_id,student,skill,correct,timestamp\ne1,s,k,1\n", "line 2: has 4 fields, the header has 5"),
         ("event_id,student,skill,correct,timestamp\ne1,,k,1,1\n", "line 2: student is empty"),
+        ("event_id,student,skill,correct,timestamp\ne1,s," + "k" * 201 + ",1,1\n",
+         "line 2: skill must be at most 200 characters"),
+        ("event_id,student,skill,correct,timestamp\ne1,s\u202e,k,1,1\n",
+         "line 2: student must not contain control or text-direction characters"),
+        # a field over the csv module's limit (a pasted blob) is a clean error, not csv.Error's traceback
+        ("event_id,student,skill,correct,timestamp\ne1,s," + "k" * 200_000 + ",1,1\n",
+         "line 2: bad CSV: field larger than field limit"),
         ("event_id,student,skill,correct,timestamp\ne1,s,k,1,1\n\ne1,s,k,0,1\n",
          "line 4: event_id 'e1' repeats line 2 with different content"),
     ],

@@ -93,6 +93,9 @@ def test_missing_file_and_empty_value_and_bad_enum() -> None:
     empty = ENROLLMENTS.replace("e-2,,,cls-1,sch-1,stu-2", "e-2,,,,sch-1,stu-2")
     with pytest.raises(RosterError, match=r"enrollments.csv line 3 column classSourcedId: required value is empty"):
         build_roster(files(enrollments_csv=empty))
+    blob = USERS.replace("stu-2,,,true,sch-1,student,u2", "stu-2,,,true,sch-1,student," + "u" * 200_000)
+    with pytest.raises(RosterError, match=r"users.csv line 3: bad CSV: field larger than field limit"):
+        build_roster(files(users_csv=blob))
 
 
 @pytest.mark.parametrize(("file", "old", "new", "column"), [

@@ -5,8 +5,6 @@ and the lesson manifests (focus skill from the online station's lessons).
 
 from __future__ import annotations
 
-import csv
-import io
 import math
 import sqlite3
 from collections.abc import Sequence
@@ -14,7 +12,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from edge.config import EdgeConfig
-from edge.exc import GroupingError, PlanError, RosterError, StateError
+from edge.csvfile import read_csv
+from edge.exc import CsvFileError, GroupingError, PlanError, RosterError, StateError
 from edge.limits import SKILL_MAX
 from edge.mastery.lessons import lesson_skills
 from edge.mastery.model import MasteryState
@@ -46,50 +45,24 @@ class MasteryTable:
 def read_mastery_csv(path: str | Path) -> MasteryTable:
     """Parse a `student,skill,p_known,n` CSV; errors name the file and line."""
     file = str(path)
+    skills: dict[str, dict[str, StudentScore]] = {}
+    students: set[str] = set()
     try:
-        text = Path(path).read_text(encoding="utf-8-sig")
-    except FileNotFoundError:
-        raise GroupingError(f"{file}: no such file") from None
-    except (OSError, UnicodeDecodeError) as e:
-        raise GroupingError(f"{file}: cannot read: {e}") from None
-    reader = csv.reader(io.StringIO(text, newline=""))
-    try:
-        header = next(reader, None)
-        if header is None:
-            raise GroupingError(f"{file}: empty file (want a header: {','.join(CSV_COLUMNS)})")
-        names = [h.strip() for h in header]
-        missing = [c for c in CSV_COLUMNS if c not in names]
-        if missing:
-            raise GroupingError(f"{file}: line 1: missing column {missing[0]!r} (want {','.join(CSV_COLUMNS)})")
-        col = {c: names.index(c) for c in CSV_COLUMNS}
-        skills: dict[str, dict[str, StudentScore]] = {}
-        students: set[str] = set()
-        rows = 0
-        for row in reader:
-            line = reader.line_num
-            if not any(cell.strip() for cell in row):
-                continue
-            rows += 1
-            if rows > MAX_CSV_ROWS:
-                raise GroupingError(f"{file}: more than {MAX_CSV_ROWS} rows")
-            if len(row) != len(names):
-                raise GroupingError(f"{file}: line {line}: has {len(row)} fields, the header has {len(names)}")
-            v = {c: row[i].strip() for c, i in col.items()}
+        for row in read_csv(path, CSV_COLUMNS, max_rows=MAX_CSV_ROWS):
+            v = row.values
             try:
                 student = check_name(v["student"], "student")
                 skill = check_name(v["skill"], "skill", SKILL_MAX)
-                p = _probability(v["p_known"])
-                n = _count(v["n"])
-                score = StudentScore(p, n)
+                score = StudentScore(_probability(v["p_known"]), _count(v["n"]))
             except GroupingError as e:
-                raise GroupingError(f"{file}: line {line}: {e}") from None
+                raise GroupingError(f"{file}: line {row.line}: {e}") from None
             cell = skills.setdefault(skill, {})
             if student in cell:
-                raise GroupingError(f"{file}: line {line}: {student!r} has a second row for skill {skill!r}")
+                raise GroupingError(f"{file}: line {row.line}: {student!r} has a second row for skill {skill!r}")
             cell[student] = score
             students.add(student)
-    except csv.Error as e:
-        raise GroupingError(f"{file}: line {reader.line_num}: bad CSV: {e}") from None
+    except CsvFileError as e:
+        raise GroupingError(str(e)) from None
     if len(students) > MAX_STUDENTS:
         raise GroupingError(f"{file}: {len(students)} students, at most {MAX_STUDENTS}")
     return MasteryTable(skills, frozenset(students))

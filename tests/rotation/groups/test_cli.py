@@ -112,6 +112,7 @@ def test_bad_input_is_an_error(tmp_path: Path, unit: Path, capsys: pytest.Captur
     ("student,skill,p_known,n\ns1,frac,0.5,3\ns1,frac,0.6,3\n", "line 3: 's1' has a second row for skill 'frac'"),
     ("student,skill,p_known,n\n,frac,0.5,3\n", "line 2: student must be a non-empty string"),
     ("student,skill,p_known,n\ns\x01,frac,0.5,3\n", "line 2: student must not contain control or text-direction"),
+    ("student,skill,p_known,n\ns1,frac,0.5," + "3" * 200_000 + "\n", "line 2: bad CSV: field larger than field limit"),
 ])
 def test_malformed_csv_names_the_line(tmp_path: Path, unit: Path, capsys: pytest.CaptureFixture[str], text: str,
                                       message: str) -> None:
