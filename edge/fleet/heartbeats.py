@@ -10,7 +10,9 @@ from datetime import UTC, datetime
 from typing import Any
 
 from edge.exc import RequestError
+from edge.limits import whole
 
+MAX_NUMBER = 2**63  # any count, size or age a heartbeat carries (SQLite's integers stop there)
 MAX_NAME = 100  # room, school
 MAX_SHORT = 64  # version, kernel, pin factory, unit id
 MAX_HOST = 253
@@ -42,9 +44,13 @@ def _num(doc: Mapping[str, Any], key: str, *, integer: bool = False) -> float | 
     value = doc.get(key)
     if value is None:
         return None
-    if isinstance(value, bool) or not isinstance(value, int | float) or (integer and not isinstance(value, int)):
-        raise bad(key, f"must be {'an integer' if integer else 'a number'} or null")
-    if value < 0 or value != value or value > 2**63:
+    if integer:  # 27.0 is an integer to JSON Schema (and to the document): take it as 27
+        value = whole(value)
+        if value is None:
+            raise bad(key, "must be an integer or null")
+    elif isinstance(value, bool) or not isinstance(value, int | float):
+        raise bad(key, "must be a number or null")
+    if value < 0 or value != value or value > MAX_NUMBER:
         raise bad(key, "must be a non-negative finite number")
     return value
 
@@ -85,11 +91,11 @@ def parse_heartbeat(body: Any) -> dict[str, Any]:
         raise bad("faults", f"at most {MAX_FAULTS} faults of at most {MAX_FAULT} characters")
     doc["faults"] = faults
     ports = body.get("ports") or {}
-    if not isinstance(ports, dict) or any(
-            k not in ("web", "cache", "mastery") or isinstance(v, bool) or not isinstance(v, int)
-            or not 0 < v < 65536 for k, v in ports.items()):
+    numbers = {k: whole(v) for k, v in ports.items()} if isinstance(ports, dict) else None
+    if numbers is None or any(k not in ("web", "cache", "mastery") or n is None or not 0 < n < 65536
+                              for k, n in numbers.items()):
         raise bad("ports", "must map web/cache/mastery to TCP ports 1..65535")
-    doc["ports"] = ports
+    doc["ports"] = numbers
     return doc
 
 

@@ -5,13 +5,24 @@ from __future__ import annotations
 from typing import Any
 
 from edge import __version__
-from edge.fleet.heartbeats import MAX_FAULT, MAX_FAULTS, MAX_HOST, MAX_NAME, MAX_SHORT, SORT_KEYS, STATUSES
+from edge.fleet.heartbeats import (
+    MAX_FAULT,
+    MAX_FAULTS,
+    MAX_HOST,
+    MAX_NAME,
+    MAX_NUMBER,
+    MAX_SHORT,
+    SORT_KEYS,
+    STATUSES,
+    UNIT_ID,
+)
 from edge.serving.errors import ERROR_SCHEMA
 from edge.serving.openapi import err, json_body, ref
 
-NULL_NUM = {"type": ["number", "null"], "minimum": 0}
-NULL_INT = {"type": ["integer", "null"], "minimum": 0}
+NULL_NUM = {"type": ["number", "null"], "minimum": 0, "maximum": MAX_NUMBER}
+NULL_INT = {"type": ["integer", "null"], "minimum": 0, "maximum": MAX_NUMBER}
 NULL_STR = {"type": ["string", "null"]}
+UNIT_ID_SCHEMA = {"type": "string", "pattern": f"^{UNIT_ID.pattern}$"}
 PORTS = {"type": "object", "additionalProperties": False,
          "properties": {k: {"type": "integer", "minimum": 1, "maximum": 65535} for k in ("web", "cache", "mastery")}}
 
@@ -23,7 +34,7 @@ SCHEMAS: dict[str, Any] = {
         "type": "object", "required": ["unit", "version"],
         "properties": {
             "unit": {"type": "object", "required": ["id", "room", "school"], "properties": {
-                "id": {"type": "string", "pattern": "^[A-Za-z0-9._-]{1,64}$",
+                "id": {**UNIT_ID_SCHEMA,
                        "description": "stable per unit: an app-specific hash of /etc/machine-id"},
                 "room": {"type": "string", "maxLength": MAX_NAME},
                 "school": {"type": "string", "maxLength": MAX_NAME,
@@ -98,8 +109,10 @@ def spec() -> dict[str, Any]:
          "description": "faulty: units reporting at least one fault"},
         {"name": "q", "in": "query", "schema": {"type": "string", "maxLength": MAX_NAME},
          "description": "substring of id, room, school, hostname, version or address (case-insensitive)"},
-        {"name": "sort", "in": "query", "schema": {"enum": list(SORT_KEYS), "default": "room"}},
-        {"name": "order", "in": "query", "schema": {"enum": ["asc", "desc"], "default": "asc"}},
+        {"name": "sort", "in": "query", "schema": {"enum": ["", *SORT_KEYS], "default": "room"},
+         "description": "empty (a filter form left alone) is the default"},
+        {"name": "order", "in": "query", "schema": {"enum": ["", "asc", "desc"], "default": "asc"},
+         "description": "empty is the default"},
     ]
     return {
         "openapi": "3.1.0",
@@ -122,7 +135,7 @@ def spec() -> dict[str, Any]:
                 "responses": {"200": json_body(ref("Units"), "the units"), "400": err("BadRequest")}}},
             "/api/v1/units/{unit_id}": {"get": {
                 "summary": "one unit", "parameters": [{"name": "unit_id", "in": "path", "required": True,
-                                                       "schema": {"type": "string"}}],
+                                                       "schema": UNIT_ID_SCHEMA}],
                 "responses": {"200": json_body(ref("Unit"), "the unit"), "404": err("NotFound")}}},
             "/api/v1/schools": {"get": {
                 "summary": "counts per school", "responses": {"200": json_body(ref("Schools"), "per school")}}},

@@ -3,18 +3,23 @@
 Python's json accepts and emits NaN and Infinity, which are not JSON (browsers' JSON.parse refuses them),
 raises RecursionError on deeply nested input (or later, when the value is encoded again deeper in the stack)
 and refuses integers over 4,300 digits with a ValueError: `loads` turns every one of those into a ValueError
-naming the problem and refuses nesting deeper than edge.limits.JSON_DEPTH_MAX; `dumps` refuses non-finite
-numbers.
+naming the problem and refuses nesting deeper than edge.limits.JSON_DEPTH_MAX. JSON may also escape a lone
+surrogate ("\ud800"), which no UTF-8 store, page or LRS can hold (SQLite and aiohttp raise on it later, as a
+500): `loads` refuses that too. `dumps` refuses non-finite numbers.
 """
 
 from __future__ import annotations
 
 import json
+import re
 from typing import Any
 
 from edge.limits import JSON_DEPTH_MAX
 
 MAX_DEPTH_HINT = "nested too deeply"
+# a \uD800-\uDFFF escape: only texts with one pay for the check that the value is valid Unicode
+_SURROGATE_ESCAPE = re.compile(r"\\u[dD][89a-fA-F]")
+_SURROGATE_ESCAPE_B = re.compile(rb"\\u[dD][89a-fA-F]")
 
 
 def _no_constant(name: str) -> Any:
@@ -38,6 +43,11 @@ def loads(data: str | bytes, max_depth: int = JSON_DEPTH_MAX) -> Any:
     if (data.count("[") + data.count("{") if isinstance(data, str) else data.count(b"[") + data.count(b"{")) \
             > max_depth and depth_over(value, max_depth):
         raise ValueError(f"invalid JSON: {MAX_DEPTH_HINT} (arrays and objects nest at most {max_depth} deep)")
+    if (_SURROGATE_ESCAPE.search(data) if isinstance(data, str) else _SURROGATE_ESCAPE_B.search(data)):
+        try:
+            json.dumps(value, ensure_ascii=False).encode("utf-8")
+        except UnicodeEncodeError:
+            raise ValueError("invalid JSON: a lone surrogate escape (not valid Unicode text)") from None
     return value
 
 

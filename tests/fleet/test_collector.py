@@ -12,6 +12,7 @@ from contextlib import asynccontextmanager
 from typing import Any
 
 import hypothesis.strategies as st
+import pytest
 from aiohttp import ClientSession
 from aiohttp.test_utils import TestServer
 from hypothesis import given, settings
@@ -177,6 +178,11 @@ async def test_malformed_bodies_get_a_400_naming_the_field(fleet_config: EdgeCon
         status, body = await c.call("POST", "/api/v1/heartbeat", token=LINCOLN, data=b"\xff\xfe",
                                     headers={"Content-Type": "application/json"})
         assert status == 400
+        # a lone surrogate escape cannot be stored or shown (it was a 500 from SQLite's encoder)
+        lone = json.dumps(heartbeat(1, faults=["disk \ud800"])).encode()
+        status, body = await c.call("POST", "/api/v1/heartbeat", token=LINCOLN, data=lone,
+                                    headers={"Content-Type": "application/json"})
+        assert status == 400 and "lone surrogate" in body["error"]
         big = heartbeat(1, pin_factory="x" * 20_000)
         status, body = await c.beat(big)
         assert status == 413 and body == {"error": "request body is larger than 16384 bytes", "status": 413}
@@ -264,6 +270,16 @@ def test_parse_heartbeat_accepts_what_the_unit_sends(make_config: Any) -> None:
     parsed = parse_heartbeat(doc)
     assert parsed["unit"]["id"] == "unit-1" and parsed["ports"] == doc["ports"]
     assert parsed["faults"] == doc["faults"] and parsed["disk_free_bytes"] == doc["disk_free_bytes"]
+
+
+def test_whole_numbers_written_with_a_point_are_integers() -> None:
+    """JSON (and JSON Schema, which the document uses) do not tell 27 from 27.0: the collector takes both."""
+    parsed = parse_heartbeat(heartbeat(1, backlog=27.0, ports={"web": 8000.0, "cache": 8080, "mastery": 8090}))
+    assert (parsed["backlog"], parsed["ports"]["web"]) == (27, 8000)
+    assert type(parsed["backlog"]) is int and type(parsed["ports"]["web"]) is int
+    for bad in ({"backlog": 27.5}, {"ports": {"web": 80.5}}, {"backlog": True}):
+        with pytest.raises(RequestError):
+            parse_heartbeat(heartbeat(1, **bad))
 
 
 JSON = st.recursive(st.none() | st.booleans() | st.integers() | st.floats(allow_nan=True) | st.text(max_size=30),

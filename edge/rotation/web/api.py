@@ -25,6 +25,7 @@ from edge.rotation.web.auth import api_authorise
 from edge.rotation.web.context import ctx
 from edge.rotation.web.openapi import spec
 from edge.rotation.web.state import state_json
+from edge.serving import jsontext
 
 log = logging.getLogger(__name__)
 bp = Blueprint("api", __name__, url_prefix="/api/v1")
@@ -53,7 +54,10 @@ def _single_valued(*names: str) -> None:
 def _body() -> dict[str, Any]:
     if not request.content_length and not request.data:
         return {}
-    data = request.get_json(silent=True)
+    try:
+        data = jsontext.loads(request.get_data()) if request.is_json else None
+    except ValueError as e:  # not JSON, NaN, too deep, a lone surrogate...: jsontext names it
+        raise RequestError(400, f"the request body must be a JSON object: {e}", key="body") from None
     if not isinstance(data, dict):
         raise RequestError(400, "the request body must be a JSON object", key="body")
     return data

@@ -87,7 +87,10 @@ def test_names_without_bounds_are_refused(api: Api, name: str) -> None:
     for doc in ({**GOOD, "name": name}, {**GOOD, "stations": [{"name": name, "kind": "online"}]},
                 {**GOOD, "groups": [{"name": name}]}, {**GOOD, "groups": [{"name": "g", "members": [name]}]}):
         resp = api("POST", "/plans", json=doc)
-        assert resp.status_code == 422, (name, resp.get_json())
+        if name == "\ud800":  # sent as the escape "\ud800": refused as JSON that is not Unicode text
+            assert resp.status_code == 400 and "lone surrogate" in resp.get_json()["error"], resp.get_json()
+        else:
+            assert resp.status_code == 422, (name, resp.get_json())
     assert api("POST", "/plans", json=GOOD).status_code == 201
 
 
