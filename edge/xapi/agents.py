@@ -68,11 +68,7 @@ def group(value: Any, field: str) -> dict[str, Any]:
     if n > 1:
         raise StatementError(field, "a Group has at most one of mbox, mbox_sha1sum, openid, account")
     if "member" in d:
-        members = f.array(d["member"], f"{field}.member")
-        if len(members) > MAX_MEMBERS:
-            raise StatementError(f"{field}.member", f"at most {MAX_MEMBERS} members")
-        for i, m in enumerate(members):
-            agent(m, f"{field}.member[{i}]")
+        members = f.each(d["member"], f"{field}.member", MAX_MEMBERS, "members", agent)
         if n == 0 and not members:
             raise StatementError(f"{field}.member", "an anonymous Group needs at least one member")
     elif n == 0:

@@ -94,6 +94,16 @@ def array(value: Any, field: str) -> list[Any]:
     return value
 
 
+def each(value: Any, field: str, limit: int, what: str, check: Callable[[Any, str], object]) -> list[Any]:
+    """An array of at most `limit` `what`, each passing `check` (named by its index)."""
+    items = array(value, field)
+    if len(items) > limit:
+        raise StatementError(field, f"at most {limit} {what}")
+    for i, item in enumerate(items):
+        check(item, f"{field}[{i}]")
+    return items
+
+
 Check = Callable[[Any, str], object]
 
 

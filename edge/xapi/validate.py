@@ -73,11 +73,7 @@ def _body(st: dict[str, Any], field: str, *, sub: bool) -> None:
     if "timestamp" in st:
         _timestamp(st["timestamp"], f"{field}.timestamp")
     if "attachments" in st:
-        attachments = f.array(st["attachments"], f"{field}.attachments")
-        if len(attachments) > MAX_ATTACHMENTS:
-            raise StatementError(f"{field}.attachments", f"at most {MAX_ATTACHMENTS} attachments")
-        for i, a in enumerate(attachments):
-            _attachment(a, f"{field}.attachments[{i}]")
+        f.each(st["attachments"], f"{field}.attachments", MAX_ATTACHMENTS, "attachments", _attachment)
 
 
 def _required(st: dict[str, Any], key: str, field: str) -> Any:

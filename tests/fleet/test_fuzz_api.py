@@ -22,11 +22,8 @@ AUTH = {"Authorization": f"Bearer {TOKENS['Lincoln Elementary']}"}
 
 @pytest.fixture
 def base_url(fleet_config: EdgeConfig) -> Iterator[str]:
-    served = Served(make_app(fleet_config)).start()
-    try:
-        yield f"http://127.0.0.1:{served.port}"
-    finally:
-        served.stop()
+    with Served(make_app(fleet_config)) as served:
+        yield served.url
 
 
 def test_every_operation_answers_by_its_document(base_url: str) -> None:

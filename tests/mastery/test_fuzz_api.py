@@ -28,11 +28,8 @@ AUTH = {"Authorization": "Basic " + base64.b64encode(f"class:{KEY}".encode()).de
 @pytest.fixture
 def base_url(tmp_path: Path) -> Iterator[str]:
     config = parse_config({"unit": {"state_dir": str(tmp_path)}, "mastery": {"class_key": KEY}})
-    served = Served(make_app(config)).start()
-    try:
-        yield f"http://127.0.0.1:{served.port}"
-    finally:
-        served.stop()
+    with Served(make_app(config)) as served:
+        yield served.url
 
 
 def test_every_operation_answers_by_its_document(base_url: str) -> None:
