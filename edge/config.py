@@ -275,6 +275,12 @@ class EdgeConfig:
     fleet: FleetConfig = field(default_factory=FleetConfig)
 
     @property
+    def config_dir(self) -> Path | None:
+        """The directory of the config file (where an imaged unit's first boot leaves provision.json and the
+        teacher setup code beside edge.toml); None for the built-in defaults."""
+        return None if self.source == DEFAULTS else Path(self.source).parent
+
+    @property
     def state_dir(self) -> Path:
         if self.unit.state_dir:
             return Path(self.unit.state_dir)

@@ -18,13 +18,12 @@ import urllib.error
 import urllib.request
 from collections.abc import Iterator
 from dataclasses import asdict, dataclass
-from pathlib import Path
 from typing import Literal
 from urllib.parse import urlsplit
 
 from edge import __version__
 from edge.cli_support import SubParsers, config_from
-from edge.config import DEFAULTS, EdgeConfig
+from edge.config import EdgeConfig
 from edge.cues.driver import open_devices
 from edge.cues.pins import factory_name, resolve_pin_factory
 from edge.host import clock_synced, disk_usage
@@ -202,9 +201,7 @@ def check_plans(cfg: EdgeConfig) -> Iterator[Finding]:
 
 def check_provisioning(cfg: EdgeConfig) -> Iterator[Finding]:
     """What the first-boot step made of the card (edge.image.status), on a unit installed from the image."""
-    if cfg.source == DEFAULTS:
-        return
-    status = read_status(Path(cfg.source).parent)
+    status = read_status(cfg.config_dir)
     if status is None:
         return
     if status.get("fault"):

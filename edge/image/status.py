@@ -27,8 +27,11 @@ STATUS_FILE = "provision.json"
 SETUP_FILE = "teacher-setup.json"
 
 
-def read_status(etc_dir: Path) -> dict[str, Any] | None:
-    """The status document, or None when there is none or it cannot be read (a unit never provisioned)."""
+def read_status(etc_dir: Path | None) -> dict[str, Any] | None:
+    """The status document, or None when there is none or it cannot be read (a unit never provisioned, or a
+    config without a directory: `etc_dir` None)."""
+    if etc_dir is None:
+        return None
     try:
         doc = json.loads((etc_dir / STATUS_FILE).read_text())
     except (OSError, ValueError):

@@ -12,12 +12,11 @@ import threading
 import time
 from collections.abc import Callable
 from datetime import datetime
-from pathlib import Path
 
 from prometheus_client import Histogram
 
 from edge.clock import Clock, SystemClock
-from edge.config import DEFAULTS, EdgeConfig
+from edge.config import EdgeConfig
 from edge.cues.driver import ButtonActions, CueDriver, Devices, open_devices
 from edge.exc import EdgeError, RotationError
 from edge.image.status import read_status
@@ -73,9 +72,7 @@ class RotationService(Resource):
     def _show_provisioning_fault(self) -> None:
         """A card file the first boot rejected (edge.image.status) shows as the fault cue, so the room sees that
         the unit runs on its previous settings; the button (or a started plan) acknowledges it."""
-        if self.config.source == DEFAULTS:
-            return
-        status = read_status(Path(self.config.source).parent)
+        status = read_status(self.config.config_dir)
         if status is not None and status.get("fault"):
             reason = str(status.get("reason") or "no reason recorded")[:300]
             self.engine.set_fault(f"the settings on the unit's card were rejected, the previous ones are in use: "

@@ -15,10 +15,9 @@ import logging
 import re
 import secrets
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
-from edge.config import DEFAULTS, EdgeConfig
+from edge.config import EdgeConfig
 from edge.exc import RequestError
 from edge.fsutil import atomic_write
 from edge.image.status import SETUP_FILE
@@ -60,7 +59,7 @@ class TeacherPin:
     def __init__(self, config: EdgeConfig) -> None:
         self.config = config
         self.path = config.state_dir / PIN_FILE
-        self.setup_path = None if config.source == DEFAULTS else Path(config.source).parent / SETUP_FILE
+        self.setup_path = None if config.config_dir is None else config.config_dir / SETUP_FILE
 
     def setup_code(self) -> SetupCode | None:
         """The first boot's setup code (None where there is none, or it cannot be read)."""
